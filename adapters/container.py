@@ -1,0 +1,68 @@
+"""The ``DependencyContainer``: what a process needs, built once by the composition root.
+
+FastAPI endpoints reach it through :func:`get_container`; background jobs and
+CLI commands get it straight from ``bootstrap()``. It holds the *means* to make
+sessions and units of work, never a session itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from adapters.database import DatabaseSessionManager
+from adapters.settings import Settings
+from service_layer.unit_of_work import AbstractUnitOfWork
+
+UowT = TypeVar("UowT", bound=AbstractUnitOfWork, covariant=True)
+
+
+@dataclass(frozen=True)
+class DependencyContainer(Generic[UowT]):
+    settings: Settings
+    session_manager: DatabaseSessionManager
+    uow_factory: Callable[[], UowT]
+
+    @property
+    def db_session_factory(self) -> async_sessionmaker[AsyncSession]:
+        """The configured ``async_sessionmaker``, for work outside a request."""
+        return self.session_manager.session_factory
+
+
+def get_container(request: Request) -> DependencyContainer[AbstractUnitOfWork]:
+    """The container that the app's lifespan put on ``app.state.container``."""
+    container: DependencyContainer[AbstractUnitOfWork] | None = getattr(
+        request.app.state, "container", None
+    )
+    if container is None:
+        raise RuntimeError(
+            "no DependencyContainer on app.state.container; build the app with "
+            "entrypoints.http.create_app() or set it in your lifespan"
+        )
+    return container
+
+
+ContainerDep = Annotated[DependencyContainer[AbstractUnitOfWork], Depends(get_container)]
+
+
+async def get_db_session(container: ContainerDep) -> AsyncIterator[AsyncSession]:
+    """A request-scoped session from the container's factory, committed before the response.
+
+    Declared with ``scope="function"`` in :data:`DbSessionDep` for the same
+    reason as ``get_db``; FastAPI caches it per request, so every dependency
+    of one request receives the same session.
+    """
+    async with container.db_session_factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+DbSessionDep = Annotated[AsyncSession, Depends(get_db_session, scope="function")]

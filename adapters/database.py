@@ -1,0 +1,234 @@
+"""Engine and session lifecycle: ``DatabaseSessionManager`` and its FastAPI helpers.
+
+One engine per process, created explicitly at start-up (never at import, so
+that importing a module has no side effects and tests can point it anywhere),
+disposed at shutdown. ``session_manager`` is the one documented module-level
+object in Keel; everything else is passed in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.ext.asyncio import (
+    AsyncAttrs,
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import StaticPool
+
+SUPPORTED_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
+
+
+class Base(AsyncAttrs, DeclarativeBase):
+    """Declarative base for users who prefer declarative models.
+
+    Its ``registry`` also maps the plain domain classes imperatively, so both
+    styles share one ``MetaData`` and Alembic sees every table.
+    """
+
+
+metadata = Base.metadata
+mapper_registry = Base.registry
+
+
+class DatabaseConfigurationError(ValueError):
+    """The database URL or engine options are unusable. The message never holds a password."""
+
+
+class SessionManagerNotInitialised(RuntimeError):
+    pass
+
+
+def safe_url(url: str | URL) -> str:
+    """Render a URL for logs and errors with the password replaced by ``***``."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+    except ArgumentError:
+        return "<unparseable database URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def parse_database_url(url: str) -> URL:
+    """Parse and check a database URL, naming exactly what is wrong with it."""
+    if not isinstance(url, str) or not url.strip():
+        raise DatabaseConfigurationError(
+            "database URL is empty; expected e.g. 'postgresql+asyncpg://user@host/db'"
+        )
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseConfigurationError(
+            "database URL is malformed; expected 'dialect+driver://user:password@host:port/db', "
+            "e.g. 'postgresql+asyncpg://app@localhost/app' or 'sqlite+aiosqlite:///./keel.db'"
+        ) from None
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        hint = ""
+        if parsed.get_backend_name() == "postgresql":
+            hint = (
+                " (use 'postgresql+asyncpg://'; synchronous drivers cannot serve an async engine)"
+            )
+        elif parsed.get_backend_name() == "sqlite":
+            hint = " (use 'sqlite+aiosqlite://')"
+        raise DatabaseConfigurationError(
+            f"unsupported database driver {parsed.drivername!r} in {safe_url(parsed)}{hint}; "
+            f"supported: {', '.join(SUPPORTED_DRIVERS)}"
+        )
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.port is not None and not 0 < parsed.port < 65536:
+            raise DatabaseConfigurationError(f"port out of range in {safe_url(parsed)}")
+        if not parsed.database:
+            raise DatabaseConfigurationError(f"no database name in {safe_url(parsed)}")
+    return parsed
+
+
+def _is_memory_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def engine_options_for(url: URL, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Defaults that suit each backend, with the caller's options on top."""
+    options: dict[str, Any]
+    if url.get_backend_name() == "sqlite":
+        options = {}
+        if _is_memory_sqlite(url):
+            # One shared connection, or every session would see its own empty database.
+            options["poolclass"] = StaticPool
+            options["connect_args"] = {"check_same_thread": False}
+    else:
+        options = {"pool_pre_ping": True, "pool_recycle": 3600}
+    options.update(overrides)
+    return options
+
+
+def _enable_sqlite_foreign_keys(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+class DatabaseSessionManager:
+    """Owns the process's engine and session factory.
+
+    ``init`` and ``close`` bracket the application's life (FastAPI lifespan,
+    a CLI command, a test fixture). ``session()`` is the building block that
+    everything else — ``get_db``, the unit of work — uses.
+    """
+
+    def __init__(self) -> None:
+        self._engine: AsyncEngine | None = None
+        self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+    def init(self, url: str, **engine_options: Any) -> None:
+        """Create the engine. Options pass through to ``create_async_engine``.
+
+        Defaults: ``pool_pre_ping=True`` and ``pool_recycle=3600`` on
+        PostgreSQL; foreign keys enforced on SQLite; ``expire_on_commit=False``
+        on sessions so objects stay readable after commit without lazy I/O.
+        """
+        if self._engine is not None:
+            raise RuntimeError(
+                "DatabaseSessionManager.init() called twice; call 'await close()' first"
+            )
+        parsed = parse_database_url(url)
+        options = engine_options_for(parsed, engine_options)
+        try:
+            engine = create_async_engine(parsed, **options)
+        except (TypeError, ArgumentError, NoSuchModuleError) as exc:
+            message = str(exc).replace(str(parsed.password or "\0"), "***")
+            raise DatabaseConfigurationError(
+                f"cannot create an engine for {safe_url(parsed)}: {message}"
+            ) from None
+        if parsed.get_backend_name() == "sqlite":
+            _enable_sqlite_foreign_keys(engine)
+        self._engine = engine
+        self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+    @property
+    def is_initialised(self) -> bool:
+        return self._engine is not None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise SessionManagerNotInitialised(
+                "DatabaseSessionManager is not initialised; call session_manager.init(url) "
+                "at start-up (for example in the FastAPI lifespan)"
+            )
+        return self._engine
+
+    @property
+    def session_factory(self) -> async_sessionmaker[AsyncSession]:
+        self.engine  # noqa: B018 - raises the explanatory error when not initialised
+        assert self._sessionmaker is not None
+        return self._sessionmaker
+
+    async def close(self) -> None:
+        """Dispose of the engine. Calling it again, or before ``init``, does nothing."""
+        if self._engine is None:
+            return
+        engine, self._engine, self._sessionmaker = self._engine, None, None
+        await engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside a transaction: committed on success, rolled back on error."""
+        async with self.engine.begin() as connection:
+            yield connection
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session that is rolled back on any exception and always closed.
+
+        It does not commit: the caller decides, because only the caller knows
+        when the work is complete.
+        """
+        session = self.session_factory()
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        finally:
+            await session.close()
+
+
+session_manager = DatabaseSessionManager()
+"""The process-wide manager. Initialise it at start-up with ``session_manager.init(url)``."""
+
+
+async def get_db() -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency: one session per request, committed before the response.
+
+    Use it through :data:`AsyncSessionDep`, which declares it with
+    ``scope="function"``: FastAPI then runs the code after ``yield`` — the
+    commit — when the endpoint returns and *before* the response is sent. With
+    the default request scope the commit would run after the client had
+    already been told "success", and a failing commit would be invisible.
+    """
+    async with session_manager.session() as session:
+        yield session
+        await session.commit()
+
+
+@contextlib.asynccontextmanager
+async def get_db_context() -> AsyncIterator[AsyncSession]:
+    """For scripts and background jobs: commit on success, roll back on error."""
+    async with session_manager.session() as session:
+        yield session
+        await session.commit()
+
+
+AsyncSessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]

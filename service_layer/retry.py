@@ -1,0 +1,94 @@
+"""Re-run a unit of work that lost a race.
+
+Optimistic version checks, serialization failures (40001) and deadlocks
+(40P01) all mean the same thing: nothing was kept, and running the whole unit
+of work again — reading fresh data — is safe. Anything else is not retried.
+
+Hand-written rather than taken from tenacity or backoff: the policy is ten
+lines, it must classify Keel's own errors, and it must re-create the unit of
+work on every attempt, which the caller's closure already does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+from domain.errors import ConcurrencyError
+from service_layer.unit_of_work import RETRYABLE_SQLSTATES, sqlstate_of
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+P = ParamSpec("P")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry. ``attempts`` counts the first try."""
+
+    attempts: int = 5
+    base_delay: float = 0.005
+    max_delay: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be >= 1, got {self.attempts}")
+        if self.base_delay < 0 or self.max_delay < self.base_delay:
+            raise ValueError("need 0 <= base_delay <= max_delay")
+
+    def delay(self, attempt: int) -> float:
+        """Full jitter: a random pause up to an exponentially growing cap."""
+        cap = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return random.uniform(0, cap)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ConcurrencyError) or sqlstate_of(exc) in RETRYABLE_SQLSTATES
+
+
+async def retrying(operation: Callable[[], Awaitable[R]], policy: RetryPolicy | None = None) -> R:
+    """Await ``operation()``, again on a retryable conflict, at most ``policy.attempts`` times.
+
+    ``operation`` must open its own unit of work, so each attempt starts clean.
+    The last conflict propagates when attempts run out.
+    """
+    policy = policy or RetryPolicy()
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return await operation()
+        except Exception as exc:
+            if not is_retryable(exc) or attempt == policy.attempts:
+                raise
+            pause = policy.delay(attempt)
+            logger.warning(
+                "retrying after a conflict",
+                extra={
+                    "attempt": attempt,
+                    "of": policy.attempts,
+                    "cause": str(exc),
+                    "delay_s": round(pause, 4),
+                },
+            )
+            await asyncio.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def retry_on_conflict(
+    policy: RetryPolicy | None = None,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Decorator form of :func:`retrying` for service functions."""
+
+    def decorate(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(function)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            return await retrying(lambda: function(*args, **kwargs), policy)
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,359 @@
+"""The unit of work: one business transaction, committed explicitly or not at all.
+
+    async with uow:
+        account = await uow.accounts.get(account_id)
+        account.deposit(100)
+        await uow.commit()
+
+Leaving the block without ``commit()`` rolls back; an exception inside rolls
+back and propagates; repositories and ``commit`` refuse to work outside the
+block. Entering the block again starts a new transaction with fresh
+repositories, which is how the retry helper and the message bus re-run work. Callbacks
+registered with ``on_commit`` run only after a commit succeeded.
+
+Domain-specific units of work declare their repositories with
+:class:`repository`, once, on an abstract subclass; a backend is mixed in
+by the composition root::
+
+    class LedgerUnitOfWork(AbstractUnitOfWork):
+        accounts = repository(Account, UUID)
+
+    class SqlAlchemyLedgerUnitOfWork(LedgerUnitOfWork, SqlAlchemyUnitOfWork): ...
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import enum
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar, overload
+
+from sqlalchemy import inspect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from adapters.repository import InMemoryRepository, InMemoryStore, Repository, SqlAlchemyRepository
+from domain.aggregate import Aggregate, Event
+from domain.errors import ConcurrencyError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=Aggregate[Any])
+K = TypeVar("K")
+
+CommitCallback = Callable[[], Awaitable[None] | None]
+
+RETRYABLE_SQLSTATES = {
+    "40001": "serialization failure",
+    "40P01": "deadlock detected",
+}
+
+
+class UnitOfWorkError(RuntimeError):
+    """The unit of work was used out of order (outside its block, or twice)."""
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+class repository(Generic[T, K]):  # noqa: N801 - reads as a declaration, like dataclasses.field
+    """Declares a typed repository attribute on a unit-of-work class.
+
+    ``uow.accounts`` is then a ``Repository[Account, UUID]`` to mypy, and the
+    backend mixed into the class decides which implementation it is.
+    """
+
+    def __init__(self, kind: type[T], key: type[K]) -> None:
+        self.kind = kind
+        self.key = key
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> repository[T, K]: ...
+
+    @overload
+    def __get__(self, instance: AbstractUnitOfWork, owner: type[Any]) -> Repository[T, K]: ...
+
+    def __get__(
+        self, instance: AbstractUnitOfWork | None, owner: type[Any]
+    ) -> repository[T, K] | Repository[T, K]:
+        if instance is None:
+            return self
+        return instance.repository(self.kind)
+
+
+class AbstractUnitOfWork(abc.ABC):
+    """The port every service function depends on."""
+
+    def __init__(self) -> None:
+        self._state = _State.NEW
+        self._repositories: dict[type[Any], Repository[Any, Any]] = {}
+        self._callbacks: list[CommitCallback] = []
+
+    # -- the transaction ---------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._state is _State.ACTIVE:
+            raise UnitOfWorkError(
+                "this unit of work is already active; blocks do not nest (use savepoint())"
+            )
+        self._state = _State.ACTIVE
+        self._repositories = {}
+        self._callbacks = []
+        await self._begin()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            # Always: work staged after a commit must not survive the block
+            # either. Rolling back with nothing pending costs no round trip.
+            await self._rollback()
+        finally:
+            self._state = _State.CLOSED
+            await self._close()
+        if exc is not None and (translated := self.translate_error(exc)) is not None:
+            raise translated from exc
+
+    async def commit(self) -> None:
+        """Make the work durable, then run the ``on_commit`` callbacks.
+
+        A failing commit raises and keeps nothing; a stale version, a
+        serialization failure or a deadlock raises ``ConcurrencyError``.
+        """
+        self._require_active("commit")
+        try:
+            await self._commit()
+        except Exception as exc:
+            translated = self.translate_error(exc)
+            if translated is not None:
+                raise translated from exc
+            raise
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            await self._run_callback(callback)
+
+    async def rollback(self) -> None:
+        """Discard everything staged so far; the block may go on with a clean slate."""
+        self._require_active("rollback")
+        self._callbacks = []
+        await self._rollback()
+
+    def on_commit(self, callback: CommitCallback) -> None:
+        """Run ``callback`` after this unit of work commits; never after a rollback.
+
+        A failing callback is logged, not raised: the commit already happened
+        and the caller must hear that it did.
+        """
+        self._require_active("on_commit")
+        self._callbacks.append(callback)
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction: an exception inside undoes only what the block did."""
+        self._require_active("savepoint")
+        async with self._savepoint():
+            yield
+
+    # -- repositories and events ----------------------------------------------------------
+
+    def repository(self, kind: type[T]) -> Repository[T, Any]:
+        """The repository for aggregates of ``kind`` in this transaction."""
+        self._require_active("a repository")
+        found = self._repositories.get(kind)
+        if found is None:
+            found = self._repositories[kind] = self._make_repository(kind)
+        return found
+
+    def collect_new_events(self) -> Iterator[Event]:
+        """Drain the events raised by every aggregate this unit of work has seen."""
+        for repo in list(self._repositories.values()):
+            for aggregate in repo.seen:
+                while aggregate.events:
+                    yield aggregate.events.pop(0)
+
+    # -- for subclasses --------------------------------------------------------------------
+
+    def translate_error(self, exc: BaseException) -> Exception | None:
+        """Map a backend error to a domain-level one, or ``None`` to keep it."""
+        return None
+
+    @abc.abstractmethod
+    def _make_repository(self, kind: type[T]) -> Repository[T, Any]: ...
+
+    @abc.abstractmethod
+    async def _begin(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _commit(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _rollback(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _close(self) -> None: ...
+
+    @abc.abstractmethod
+    def _savepoint(self) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+    def _require_active(self, what: str) -> None:
+        if self._state is not _State.ACTIVE:
+            raise UnitOfWorkError(
+                f"{what} needs an active unit of work; use it inside 'async with uow:'"
+            )
+
+    async def _run_callback(self, callback: CommitCallback) -> None:
+        try:
+            result = callback()
+            if result is not None:
+                await result
+        except Exception:
+            logger.exception("on_commit callback %r failed after a successful commit", callback)
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, whichever driver raised it."""
+    for candidate in (getattr(exc, "orig", None), exc):
+        while candidate is not None:
+            code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+            if isinstance(code, str):
+                return code
+            candidate = candidate.__cause__
+    return None
+
+
+class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
+    """A unit of work over one ``AsyncSession`` from ``session_factory``."""
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__()
+        self.session_factory = session_factory
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        """The session of the active block, for read-side queries that bypass aggregates."""
+        self._require_active("the session")
+        assert self._session is not None
+        return self._session
+
+    def _make_repository(self, kind: type[T]) -> Repository[T, Any]:
+        return SqlAlchemyRepository(self.session, kind)
+
+    async def _begin(self) -> None:
+        self._session = self.session_factory()
+
+    async def _commit(self) -> None:
+        await self.session.commit()
+
+    async def _rollback(self) -> None:
+        if self._session is not None:
+            await self._session.rollback()
+
+    async def _close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    @contextlib.asynccontextmanager
+    async def _savepoint(self) -> AsyncIterator[None]:
+        try:
+            async with self.session.begin_nested():
+                yield
+        except BaseException:
+            # Rolling back a savepoint expires what it touched; reload now, in
+            # async context, or the next attribute access would need lazy I/O.
+            for instance in list(self.session.identity_map.values()):
+                if inspect(instance).expired_attributes:
+                    await self.session.refresh(instance)
+            raise
+
+    def translate_error(self, exc: BaseException) -> Exception | None:
+        if isinstance(exc, StaleDataError):
+            return ConcurrencyError(
+                "the aggregate was changed or removed by another writer since it was read"
+            )
+        if isinstance(exc, DBAPIError):
+            sqlstate = sqlstate_of(exc)
+            if sqlstate in RETRYABLE_SQLSTATES:
+                return ConcurrencyError(RETRYABLE_SQLSTATES[sqlstate], sqlstate=sqlstate)
+        return None
+
+
+class InMemoryUnitOfWork(AbstractUnitOfWork):
+    """The fake: real unit-of-work semantics over an :class:`InMemoryStore`.
+
+    It counts ``commits`` and ``rollbacks`` for assertions, detects stale
+    versions like the database would, and keeps nothing that was not committed.
+    """
+
+    def __init__(self, store: InMemoryStore | None = None) -> None:
+        super().__init__()
+        self.store = store if store is not None else InMemoryStore()
+        self.commits = 0
+        self.rollbacks = 0
+
+    def _make_repository(self, kind: type[T]) -> Repository[T, Any]:
+        return InMemoryRepository(self.store, kind)
+
+    def _fakes(self) -> list[InMemoryRepository[Any, Any]]:
+        return [r for r in self._repositories.values() if isinstance(r, InMemoryRepository)]
+
+    async def _begin(self) -> None:
+        pass
+
+    async def _commit(self) -> None:
+        problems = [problem for repo in self._fakes() for problem in repo.conflicts()]
+        if problems:
+            await self._rollback()
+            raise ConcurrencyError("; ".join(problems))
+        for repo in self._fakes():
+            repo.flush()
+        self.commits += 1
+
+    @property
+    def committed(self) -> bool:
+        return self.commits > 0
+
+    async def _rollback(self) -> None:
+        if not any(repo.has_pending() for repo in self._fakes()):
+            return
+        for kind, repo in list(self._repositories.items()):
+            self._repositories[kind] = InMemoryRepository(self.store, kind)
+            # Keep event collection working for aggregates already handed out.
+            self._repositories[kind].seen.extend(repo.seen)
+        self.rollbacks += 1
+
+    async def _close(self) -> None:
+        pass
+
+    @contextlib.asynccontextmanager
+    async def _savepoint(self) -> AsyncIterator[None]:
+        captured = {
+            kind: repo.capture()
+            for kind, repo in self._repositories.items()
+            if isinstance(repo, InMemoryRepository)
+        }
+        try:
+            yield
+        except BaseException:
+            for kind in list(self._repositories):
+                repo = self._repositories[kind]
+                if kind in captured and isinstance(repo, InMemoryRepository):
+                    repo.restore(captured[kind])
+                else:
+                    self._repositories[kind] = InMemoryRepository(self.store, kind)
+            raise
