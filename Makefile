@@ -8,6 +8,7 @@ run:  ## start the ledger service on the embedded default (SQLite file, in-proce
 	$(UV) run keel serve
 
 test: lint  ## everything: ruff, mypy --strict, unit, integration and e2e tests
+	./scripts/services.sh
 	$(UV) run pytest
 
 test-unit:  ## the fast loop: in-memory tests only
@@ -19,4 +20,6 @@ lint:
 	$(UV) run mypy
 
 bench:  ## performance ratios against hand-written SQLAlchemy and raw asyncpg
-	$(UV) run python -m bench
+	./scripts/services.sh
+	$(UV) run python -m bench.kernel
+	$(UV) run python -m bench.http

@@ -119,6 +119,23 @@ def _enable_sqlite_foreign_keys(engine: AsyncEngine) -> None:
         cursor.close()
 
 
+def _begin_before_sqlite_savepoints(engine: AsyncEngine) -> None:
+    """Make a SAVEPOINT nest inside a transaction, as it does on PostgreSQL.
+
+    The sqlite3 driver's legacy mode sends no BEGIN before SELECT or
+    SAVEPOINT, so a savepoint opened before any write became the outermost
+    transaction and its RELEASE committed for good, whatever the unit of work
+    decided after. SQLAlchemy's documented recipe (BEGIN on every transaction)
+    would also fix this, but makes every read hold a lock until the
+    transaction ends; this sends BEGIN only when a savepoint needs one.
+    """
+
+    @event.listens_for(engine.sync_engine, "savepoint")
+    def _on_savepoint(connection: Any, _name: str | None) -> None:
+        if not connection.connection.driver_connection.in_transaction:
+            connection.exec_driver_sql("BEGIN")
+
+
 class DatabaseSessionManager:
     """Owns the process's engine and session factory.
 
@@ -153,6 +170,7 @@ class DatabaseSessionManager:
             ) from None
         if parsed.get_backend_name() == "sqlite":
             _enable_sqlite_foreign_keys(engine)
+            _begin_before_sqlite_savepoints(engine)
         self._engine = engine
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
 

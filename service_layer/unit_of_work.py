@@ -27,9 +27,10 @@ import abc
 import contextlib
 import enum
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar, overload
+from typing import Any, Generic, Protocol, Self, TypeVar, overload
+from uuid import UUID
 
 from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError
@@ -55,6 +56,20 @@ RETRYABLE_SQLSTATES = {
 
 class UnitOfWorkError(RuntimeError):
     """The unit of work was used out of order (outside its block, or twice)."""
+
+
+class CommitHook(Protocol):
+    """Writes inside the transaction, after the aggregates and just before it commits.
+
+    The transactional outbox is one (``adapters.outbox``): it turns the events
+    raised since the last commit into rows of the same transaction, so they are
+    kept if and only if the change is. ``raised`` pairs each new event with the
+    aggregate that raised it. A hook that raises aborts the commit.
+    """
+
+    async def before_commit(
+        self, uow: AbstractUnitOfWork, raised: Sequence[tuple[Aggregate[Any], Event]]
+    ) -> None: ...
 
 
 class _State(enum.Enum):
@@ -98,6 +113,9 @@ class AbstractUnitOfWork(abc.ABC):
         self._state = _State.NEW
         self._repositories: dict[type[Any], Repository[Any, Any]] = {}
         self._callbacks: list[CommitCallback] = []
+        self.hooks: list[CommitHook] = []
+        self._committed_events: list[Event] = []
+        self._recorded: set[UUID] = set()
 
     # -- the transaction ---------------------------------------------------------------
 
@@ -109,6 +127,7 @@ class AbstractUnitOfWork(abc.ABC):
         self._state = _State.ACTIVE
         self._repositories = {}
         self._callbacks = []
+        self._recorded = set()
         await self._begin()
         return self
 
@@ -121,7 +140,7 @@ class AbstractUnitOfWork(abc.ABC):
         try:
             # Always: work staged after a commit must not survive the block
             # either. Rolling back with nothing pending costs no round trip.
-            await self._rollback()
+            await self._discard()
         finally:
             self._state = _State.CLOSED
             await self._close()
@@ -136,12 +155,17 @@ class AbstractUnitOfWork(abc.ABC):
         """
         self._require_active("commit")
         try:
+            raised = self._uncommitted_events()
+            for hook in self.hooks:
+                await hook.before_commit(self, raised)
             await self._commit()
         except Exception as exc:
             translated = self.translate_error(exc)
             if translated is not None:
                 raise translated from exc
             raise
+        self._recorded.update(event.event_id for _, event in raised)
+        self._committed_events.extend(event for _, event in raised)
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             await self._run_callback(callback)
@@ -185,6 +209,30 @@ class AbstractUnitOfWork(abc.ABC):
                 while aggregate.events:
                     yield aggregate.events.pop(0)
 
+    def collect_committed_events(self) -> list[Event]:
+        """Drain the events that a successful ``commit`` kept, across every block so far.
+
+        Unlike :meth:`collect_new_events`, an event raised by work that was
+        rolled back (or never committed) is not returned: it did not happen.
+        The message bus uses this to dispatch events after the command's commit.
+        """
+        committed, self._committed_events = self._committed_events, []
+        drained = {event.event_id for event in committed}
+        for repo in self._repositories.values():
+            for aggregate in repo.seen:
+                aggregate.events[:] = [e for e in aggregate.events if e.event_id not in drained]
+        return committed
+
+    def _uncommitted_events(self) -> list[tuple[Aggregate[Any], Event]]:
+        """Events raised in this block and not yet part of a successful commit, in order."""
+        return [
+            (aggregate, event)
+            for repo in self._repositories.values()
+            for aggregate in repo.seen
+            for event in aggregate.events
+            if event.event_id not in self._recorded
+        ]
+
     # -- for subclasses --------------------------------------------------------------------
 
     def translate_error(self, exc: BaseException) -> Exception | None:
@@ -205,6 +253,10 @@ class AbstractUnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     async def _close(self) -> None: ...
+
+    async def _discard(self) -> None:
+        """Undo what is staged as the block ends; ``_close`` follows."""
+        await self._rollback()
 
     @abc.abstractmethod
     def _savepoint(self) -> contextlib.AbstractAsyncContextManager[None]: ...
@@ -262,6 +314,13 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     async def _rollback(self) -> None:
         if self._session is not None:
             await self._session.rollback()
+
+    async def _discard(self) -> None:
+        # Nothing here: ``_close`` closes the session, which rolls the
+        # transaction back *without* expiring the objects. A rollback would
+        # expire them, and aggregates read in a block (the usual way to
+        # return data) would then raise DetachedInstanceError after it.
+        pass
 
     async def _close(self) -> None:
         if self._session is not None:

@@ -1,37 +1,170 @@
 """Fixtures shared by every test package.
 
+Databases (one of each per run):
+
+- ``postgres_admin_dsn``: a libpq DSN of a PostgreSQL server for this run:
+  ``KEEL_TEST_POSTGRES_URL``, else 127.0.0.1:5432, else a throwaway cluster
+  started from the installed binaries (``KEEL_TEST_POSTGRES_CLUSTER=1``
+  forces the cluster). Without any, PostgreSQL tests skip — except under CI
+  (``CI`` set), where they fail.
 - ``postgres_url``: an asyncpg SQLAlchemy URL of a database created for this
   run and dropped after it.
-- ``sqlite_url``: a SQLite file in a temporary directory.
+- ``sqlite_url``: an aiosqlite URL of a SQLite file in a temporary directory.
+- ``postgres_database`` / ``sqlite_database``: a
+  :class:`tests.support.databases.SqlDatabase` on a database of its own
+  (not the ones above), with ``metadata.create_all`` run for every mapped table.
+
+Per test, with savepoint isolation (the code under test may ``commit()``;
+nothing persists, the outer transaction is rolled back afterwards):
+
+- ``isolated_session_factory``: an ``async_sessionmaker`` bound to that
+  outer transaction; parametrised over ``postgresql`` and ``sqlite``.
+- ``backend``: a :class:`tests.support.databases.Backend` parametrised over
+  ``memory`` (a fresh ``InMemoryStore``), ``postgresql`` and ``sqlite``
+  (isolated session factories). Build units of work with
+  ``backend.unit_of_work(SqlAlchemyXUnitOfWork, InMemoryXUnitOfWork)``.
+
+Per test, with real commits (for two truly concurrent transactions; every
+table is emptied afterwards):
+
+- ``committing_backend``: like ``backend``, over the kernel's own session
+  factory.
+- ``postgres_session_factory``: the kernel's own factory on PostgreSQL.
+
+The ``memory`` parameters carry the ``unit`` mark and the database ones the
+``integration`` mark, so ``pytest -m unit`` runs the fake variants only.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from adapters.repository import InMemoryStore
 from tests.support import postgres
+from tests.support.databases import Backend, SqlDatabase
+
+MEMORY = pytest.param("memory", marks=pytest.mark.unit)
+POSTGRESQL = pytest.param("postgresql", marks=pytest.mark.integration)
+SQLITE = pytest.param("sqlite", marks=pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
-async def postgres_url() -> AsyncIterator[str]:
-    dsn = postgres.admin_dsn()
-    if not await postgres.server_answers(dsn):
-        message = f"no PostgreSQL server answers at {dsn}"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI never skips PostgreSQL tests)")
-        pytest.skip(message)
-    name = await postgres.create_database(dsn)
+async def postgres_admin_dsn() -> AsyncIterator[str]:
     try:
-        yield postgres.sqlalchemy_url(dsn, name)
+        async with postgres.admin_server() as dsn:
+            yield dsn
+    except postgres.PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc} (CI never skips PostgreSQL tests)")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+async def postgres_url(postgres_admin_dsn: str) -> AsyncIterator[str]:
+    name = await postgres.create_database(postgres_admin_dsn)
+    try:
+        yield postgres.sqlalchemy_url(postgres_admin_dsn, name)
     finally:
-        await postgres.drop_database(dsn, name)
+        await postgres.drop_database(postgres_admin_dsn, name)
 
 
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path: Path = tmp_path_factory.mktemp("sqlite") / "keel-test.db"
+    path = tmp_path_factory.mktemp("sqlite") / "keel-test.db"
     return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+async def postgres_database(postgres_admin_dsn: str) -> AsyncIterator[SqlDatabase]:
+    name = await postgres.create_database(postgres_admin_dsn, prefix="keel_test_isolated")
+    database = SqlDatabase("postgresql", postgres.sqlalchemy_url(postgres_admin_dsn, name))
+    try:
+        await database.start()
+        yield database
+    finally:
+        await database.close()
+        await postgres.drop_database(postgres_admin_dsn, name)
+
+
+@pytest.fixture(scope="session")
+async def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SqlDatabase]:
+    path = tmp_path_factory.mktemp("sqlite-isolated") / "keel-isolated.db"
+    database = SqlDatabase("sqlite", f"sqlite+aiosqlite:///{path}")
+    try:
+        await database.start()
+        yield database
+    finally:
+        await database.close()
+
+
+DATABASE_FIXTURES = {"postgresql": "postgres_database", "sqlite": "sqlite_database"}
+
+
+def _database(request: pytest.FixtureRequest) -> SqlDatabase | None:
+    # Resolved lazily, so that the memory variants never start a database; in
+    # sync fixtures, because an async fixture cannot call getfixturevalue.
+    if request.param == "memory":
+        return None
+    database: SqlDatabase = request.getfixturevalue(DATABASE_FIXTURES[request.param])
+    return database
+
+
+@pytest.fixture(params=[POSTGRESQL, SQLITE])
+def _isolated_database(request: pytest.FixtureRequest) -> SqlDatabase | None:
+    return _database(request)
+
+
+@pytest.fixture(params=[MEMORY, POSTGRESQL, SQLITE])
+def _backend_database(request: pytest.FixtureRequest) -> SqlDatabase | None:
+    return _database(request)
+
+
+@pytest.fixture(params=[MEMORY, POSTGRESQL, SQLITE])
+def _committing_database(request: pytest.FixtureRequest) -> SqlDatabase | None:
+    return _database(request)
+
+
+@pytest.fixture
+async def isolated_session_factory(
+    _isolated_database: SqlDatabase,
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    async with _isolated_database.isolated() as session_factory:
+        yield session_factory
+
+
+@pytest.fixture
+async def backend(_backend_database: SqlDatabase | None) -> AsyncIterator[Backend]:
+    if _backend_database is None:
+        yield Backend("memory", store=InMemoryStore())
+        return
+    async with _backend_database.isolated() as session_factory:
+        yield Backend(_backend_database.name, session_factory=session_factory)
+
+
+@pytest.fixture
+async def committing_backend(_committing_database: SqlDatabase | None) -> AsyncIterator[Backend]:
+    if _committing_database is None:
+        yield Backend("memory", store=InMemoryStore())
+        return
+    await _committing_database.ensure_schema()
+    try:
+        yield Backend(
+            _committing_database.name, session_factory=_committing_database.session_factory
+        )
+    finally:
+        await _committing_database.empty()
+
+
+@pytest.fixture
+async def postgres_session_factory(
+    postgres_database: SqlDatabase,
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    await postgres_database.ensure_schema()
+    try:
+        yield postgres_database.session_factory
+    finally:
+        await postgres_database.empty()

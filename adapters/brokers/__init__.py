@@ -1,0 +1,51 @@
+"""Message brokers behind one port: in-process (the embedded default) and Redis Streams.
+
+:func:`create_broker` picks one from ``BROKER_URL``: unset means in-process,
+``redis://`` or ``rediss://`` means Redis Streams. The Redis adapter is
+imported only when asked for, so the embedded default needs no Redis client.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from adapters.brokers.base import (
+    Broker,
+    DeadLetter,
+    Delivery,
+    DeliveryHandler,
+    Publisher,
+    dead_letter_stream,
+)
+from adapters.brokers.memory import InProcessBroker
+
+__all__ = [
+    "Broker",
+    "BrokerConfigurationError",
+    "DeadLetter",
+    "Delivery",
+    "DeliveryHandler",
+    "InProcessBroker",
+    "Publisher",
+    "create_broker",
+    "dead_letter_stream",
+]
+
+
+class BrokerConfigurationError(ValueError):
+    """``BROKER_URL`` names no broker Keel can use. The message never holds a password."""
+
+
+def create_broker(url: str | None, *, prefix: str = "", max_deliveries: int = 5) -> Broker:
+    """The broker for ``url`` (``None`` or empty: in-process), with stream ``prefix``."""
+    if not url:
+        return InProcessBroker(prefix=prefix, max_deliveries=max_deliveries)
+    scheme = urlsplit(url).scheme
+    if scheme in ("redis", "rediss"):
+        from adapters.brokers.redis_streams import RedisStreamsBroker
+
+        return RedisStreamsBroker(url, prefix=prefix, max_deliveries=max_deliveries)
+    raise BrokerConfigurationError(
+        f"BROKER_URL has unsupported scheme {scheme!r}; expected 'redis://' or 'rediss://', "
+        "or leave it unset for the in-process broker"
+    )

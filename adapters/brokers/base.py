@@ -1,0 +1,197 @@
+"""The broker port: publish a message to a stream, consume a stream in a group.
+
+Every adapter shares one delivery policy (:meth:`Broker.deliver`), so that
+the in-process broker and Redis Streams behave the same to a handler:
+
+- the handler returns: the message is acknowledged;
+- the handler raises: the message is not acknowledged and comes back later
+  (``attempt`` counts deliveries), while the messages behind it go on;
+- it raised on the ``max_deliveries``-th attempt, or the message cannot be
+  parsed at all (:class:`~adapters.serialization.MalformedMessage`, also
+  raised by a handler that finds the payload unusable): it goes to
+  ``<stream>.dead`` with the reason, and is acknowledged.
+
+Stream names are logical (``ledger.events``); an adapter adds its
+``prefix`` (``STREAM_PREFIX``) on the wire.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from adapters.serialization import MalformedMessage, decode
+
+logger = logging.getLogger(__name__)
+
+DEAD_LETTER_SUFFIX = ".dead"
+DEFAULT_MAX_DELIVERIES = 5
+
+
+def dead_letter_stream(stream: str) -> str:
+    """Where the messages of ``stream`` that cannot be handled end up."""
+    return stream + DEAD_LETTER_SUFFIX
+
+
+class Publisher(Protocol):
+    """What the relay (and any handler that must publish directly) needs."""
+
+    async def publish(
+        self, stream: str, message: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery of a message to a handler."""
+
+    stream: str
+    message: dict[str, Any]
+    """The checked envelope: ``message_id``, ``type``, ``occurred_at``, ``payload``."""
+    raw: str
+    headers: dict[str, str] = field(default_factory=dict)
+    attempt: int = 1
+    """1 on the first delivery, then one more on each redelivery."""
+
+
+DeliveryHandler = Callable[[Delivery], Awaitable[None]]
+Settle = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message set aside, with why; what ``<stream>.dead`` holds."""
+
+    stream: str
+    raw: str
+    reason: str
+    attempts: int
+
+    def fields(self) -> dict[str, str]:
+        """The entry as flat text fields; ``data`` keeps the original message unchanged."""
+        return {
+            "data": self.raw,
+            "reason": self.reason,
+            "stream": self.stream,
+            "attempts": str(self.attempts),
+        }
+
+
+class Broker(abc.ABC):
+    """A message broker: publish, subscribe (before ``start``), start, stop.
+
+    Use it as an async context manager, or call ``start``/``stop``.
+    """
+
+    def __init__(self, *, prefix: str = "", max_deliveries: int = DEFAULT_MAX_DELIVERIES) -> None:
+        if max_deliveries < 1:
+            raise ValueError(f"max_deliveries must be >= 1, got {max_deliveries}")
+        self.prefix = prefix
+        self.max_deliveries = max_deliveries
+
+    def wire_name(self, stream: str) -> str:
+        """The stream's name on the broker, with the configured prefix."""
+        return self.prefix + stream
+
+    @abc.abstractmethod
+    async def publish(
+        self, stream: str, message: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Append ``message`` (a JSON-ready dict) to ``stream``; returns once the broker has it."""
+
+    @abc.abstractmethod
+    def subscribe(
+        self,
+        stream: str,
+        handler: DeliveryHandler,
+        *,
+        group: str,
+        consumer: str | None = None,
+    ) -> None:
+        """Consume ``stream`` as a member of ``group``: each message goes to one member.
+
+        ``consumer`` names this member (default: unique per process). Call
+        before :meth:`start`.
+        """
+
+    @abc.abstractmethod
+    async def _publish_dead(self, letter: DeadLetter) -> None: ...
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def dead_letter(self, stream: str, raw: str, reason: str, *, attempts: int = 1) -> None:
+        """Send a message that cannot be handled to ``<stream>.dead``, with the reason."""
+        logger.error(
+            "message sent to the dead-letter stream",
+            extra={"stream": stream, "reason": reason, "attempts": attempts},
+        )
+        await self._publish_dead(DeadLetter(stream, raw, reason, attempts))
+
+    async def deliver(
+        self,
+        handler: DeliveryHandler,
+        *,
+        stream: str,
+        raw: str | None,
+        headers: Mapping[str, str],
+        attempt: int,
+        ack: Settle,
+        nack: Settle,
+    ) -> None:
+        """Apply the delivery policy of the module doc to one received message."""
+        if raw is None:
+            await self.dead_letter(stream, "", "entry has no 'data' field", attempts=attempt)
+            await ack()
+            return
+        try:
+            message = decode(raw)
+        except MalformedMessage as exc:
+            await self.dead_letter(stream, raw, str(exc), attempts=attempt)
+            await ack()
+            return
+        delivery = Delivery(stream, message, raw, dict(headers), attempt)
+        try:
+            await handler(delivery)
+        except MalformedMessage as exc:
+            await self.dead_letter(stream, raw, str(exc), attempts=attempt)
+            await ack()
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if attempt >= self.max_deliveries:
+                await self.dead_letter(
+                    stream, raw, f"failed {attempt} times, last: {reason}", attempts=attempt
+                )
+                await ack()
+            else:
+                logger.warning(
+                    "message handler failed; the message will be delivered again",
+                    extra={
+                        "stream": stream,
+                        "message_id": message["message_id"],
+                        "attempt": attempt,
+                        "cause": reason,
+                    },
+                )
+                await nack()
+        else:
+            await ack()

@@ -1,0 +1,1 @@
+"""Persistence of the example ledger: tables, imperative mapping, read-side queries."""

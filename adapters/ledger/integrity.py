@@ -1,0 +1,67 @@
+"""Recognise which unique constraint a database refused a write on.
+
+PostgreSQL names the constraint (SQLSTATE 23505, asyncpg's
+``constraint_name``); SQLite only lists the columns in its message
+("UNIQUE constraint failed: t.a, t.b"), so those are matched against the
+constraints' columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlalchemy import Table, UniqueConstraint
+from sqlalchemy.exc import IntegrityError
+
+from adapters.ledger.tables import IDEMPOTENCY_CONSTRAINTS, accounts, entries, transfers
+from service_layer.unit_of_work import sqlstate_of
+
+UNIQUE_VIOLATION = "23505"
+_SQLITE_PREFIX = "UNIQUE constraint failed: "
+
+
+def _unique_constraints(*tables: Table) -> Iterator[tuple[str, tuple[str, ...]]]:
+    for table in tables:
+        if isinstance(table.primary_key.name, str):
+            yield (
+                table.primary_key.name,
+                tuple(f"{table.name}.{c.name}" for c in table.primary_key),
+            )
+        for constraint in table.constraints:
+            if isinstance(constraint, UniqueConstraint) and isinstance(constraint.name, str):
+                yield constraint.name, tuple(f"{table.name}.{c.name}" for c in constraint.columns)
+
+
+_BY_SQLITE_COLUMNS = {
+    ", ".join(columns): name for name, columns in _unique_constraints(accounts, transfers, entries)
+}
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    for start in (getattr(exc, "orig", None), exc):
+        candidate = start
+        while candidate is not None:
+            yield candidate
+            candidate = candidate.__cause__
+
+
+def violated_unique_constraint(exc: BaseException) -> str | None:
+    """The name of the unique constraint ``exc`` reports a violation of, if any."""
+    if not isinstance(exc, IntegrityError):
+        return None
+    if sqlstate_of(exc) == UNIQUE_VIOLATION:
+        for candidate in _chain(exc):
+            name = getattr(candidate, "constraint_name", None)
+            if isinstance(name, str):
+                return name
+        return None
+    message = str(exc.orig)
+    if message.startswith(_SQLITE_PREFIX):
+        return _BY_SQLITE_COLUMNS.get(message.removeprefix(_SQLITE_PREFIX).strip())
+    return None
+
+
+def idempotency_conflict(exc: BaseException) -> str | None:
+    """The idempotency constraint a concurrent writer won on, or ``None``."""
+    name = violated_unique_constraint(exc)
+    return name if name in IDEMPOTENCY_CONSTRAINTS else None

@@ -1,0 +1,149 @@
+"""The ledger's routes, exactly as ``shared/contract/ledger-api.md`` lists them.
+
+Each route parses its input, calls one service-layer function and shapes the
+answer: 201 with the new resource, or 200 with the first result when the
+service reports a replay of the same ``reference``. Errors are raised by the
+service layer and turned into problem documents by ``problems.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from entrypoints.http.dependencies import LedgerUnitOfWorkDep, RetryPolicyDep
+from entrypoints.http.problems import problem_responses
+from entrypoints.http.schemas import (
+    MAX_PAGE,
+    AccountResponse,
+    EntryPageResponse,
+    EntryResponse,
+    MovementRequest,
+    OpenAccountRequest,
+    TransferRequest,
+    TransferResponse,
+)
+from service_layer.ledger import services
+
+router = APIRouter(tags=["ledger"])
+
+REPLAY: dict[int | str, dict[str, Any]] = {
+    200: {"description": "A replay of the same reference and body: the first result."}
+}
+
+
+def _status(created: bool) -> int:
+    """201 for a new resource, 200 for a replay that answers with the first result."""
+    return status.HTTP_201_CREATED if created else status.HTTP_200_OK
+
+
+@router.post(
+    "/accounts",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(422),
+    summary="Open an account",
+)
+async def open_account(
+    body: OpenAccountRequest, uow: LedgerUnitOfWorkDep, request: Request, response: Response
+) -> AccountResponse:
+    view = await services.open_account(uow, owner=body.owner, currency=body.currency)
+    response.headers["Location"] = str(request.url_for("get_account", account_id=view.id))
+    return AccountResponse.model_validate(view)
+
+
+@router.get("/accounts/{account_id}", responses=problem_responses(404, 422), summary="An account")
+async def get_account(account_id: UUID, uow: LedgerUnitOfWorkDep) -> AccountResponse:
+    return AccountResponse.model_validate(await services.get_account(uow, account_id))
+
+
+@router.post(
+    "/accounts/{account_id}/deposits",
+    status_code=status.HTTP_201_CREATED,
+    responses={**REPLAY, **problem_responses(404, 409, 422)},
+    summary="Deposit money",
+)
+async def deposit(
+    account_id: UUID,
+    body: MovementRequest,
+    uow: LedgerUnitOfWorkDep,
+    policy: RetryPolicyDep,
+    response: Response,
+) -> EntryResponse:
+    outcome = await services.deposit(
+        uow, account_id=account_id, amount=body.amount, reference=body.reference, policy=policy
+    )
+    response.status_code = _status(outcome.created)
+    return EntryResponse.model_validate(outcome.value)
+
+
+@router.post(
+    "/accounts/{account_id}/withdrawals",
+    status_code=status.HTTP_201_CREATED,
+    responses={**REPLAY, **problem_responses(404, 409, 422)},
+    summary="Withdraw money",
+)
+async def withdraw(
+    account_id: UUID,
+    body: MovementRequest,
+    uow: LedgerUnitOfWorkDep,
+    policy: RetryPolicyDep,
+    response: Response,
+) -> EntryResponse:
+    outcome = await services.withdraw(
+        uow, account_id=account_id, amount=body.amount, reference=body.reference, policy=policy
+    )
+    response.status_code = _status(outcome.created)
+    return EntryResponse.model_validate(outcome.value)
+
+
+@router.get(
+    "/accounts/{account_id}/entries",
+    responses=problem_responses(404, 422),
+    summary="An account's entries, oldest first, keyset-paginated",
+)
+async def list_entries(
+    account_id: UUID,
+    uow: LedgerUnitOfWorkDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    after: Annotated[
+        str | None,
+        Query(max_length=512, description="The `next` cursor of the previous page."),
+    ] = None,
+) -> EntryPageResponse:
+    page = await services.list_entries(uow, account_id, limit=limit, after=after)
+    return EntryPageResponse.model_validate(page)
+
+
+@router.post(
+    "/transfers",
+    status_code=status.HTTP_201_CREATED,
+    responses={**REPLAY, **problem_responses(404, 409, 422)},
+    summary="Move money between two accounts of one currency",
+)
+async def transfer(
+    body: TransferRequest,
+    uow: LedgerUnitOfWorkDep,
+    policy: RetryPolicyDep,
+    request: Request,
+    response: Response,
+) -> TransferResponse:
+    outcome = await services.transfer(
+        uow,
+        source_id=body.source_id,
+        target_id=body.target_id,
+        amount=body.amount,
+        reference=body.reference,
+        policy=policy,
+    )
+    response.status_code = _status(outcome.created)
+    if outcome.created:
+        location = request.url_for("get_transfer", transfer_id=outcome.value.id)
+        response.headers["Location"] = str(location)
+    return TransferResponse.model_validate(outcome.value)
+
+
+@router.get("/transfers/{transfer_id}", responses=problem_responses(404, 422), summary="A transfer")
+async def get_transfer(transfer_id: UUID, uow: LedgerUnitOfWorkDep) -> TransferResponse:
+    return TransferResponse.model_validate(await services.get_transfer(uow, transfer_id))

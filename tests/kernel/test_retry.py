@@ -1,0 +1,128 @@
+"""The retry helper: which errors it retries, how often, and what escapes when it gives up."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.errors import ConcurrencyError, DomainError
+from service_layer.retry import RetryPolicy, is_retryable, retry_on_conflict, retrying
+
+pytestmark = pytest.mark.unit
+
+NO_PAUSE = RetryPolicy(attempts=3, base_delay=0, max_delay=0)
+
+
+class FlakyOperation:
+    """Fails with the given errors in turn, then returns how many calls it took."""
+
+    def __init__(self, *failures: Exception) -> None:
+        self.failures = list(failures)
+        self.calls = 0
+
+    async def __call__(self) -> int:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return self.calls
+
+
+class DriverError(Exception):
+    """Stands in for a driver exception that carries only a SQLSTATE."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"sqlstate {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+async def test_a_conflict_is_retried_until_the_operation_succeeds() -> None:
+    operation = FlakyOperation(ConcurrencyError("lost"), ConcurrencyError("lost again"))
+
+    assert await retrying(operation, NO_PAUSE) == 3
+
+
+async def test_attempts_are_bounded_and_the_last_conflict_propagates() -> None:
+    last = ConcurrencyError("third")
+    operation = FlakyOperation(ConcurrencyError("first"), ConcurrencyError("second"), last)
+
+    with pytest.raises(ConcurrencyError) as raised:
+        await retrying(operation, NO_PAUSE)
+
+    assert raised.value is last
+    assert operation.calls == 3
+
+
+@pytest.mark.parametrize(
+    "error", [ValueError("bug"), DomainError("refused")], ids=["bug", "domain"]
+)
+async def test_a_non_retryable_error_propagates_at_once(error: Exception) -> None:
+    operation = FlakyOperation(error)
+
+    with pytest.raises(type(error)):
+        await retrying(operation, NO_PAUSE)
+
+    assert operation.calls == 1
+
+
+async def test_a_single_attempt_policy_never_retries() -> None:
+    operation = FlakyOperation(ConcurrencyError("lost"))
+
+    with pytest.raises(ConcurrencyError):
+        await retrying(operation, RetryPolicy(attempts=1, base_delay=0, max_delay=0))
+
+    assert operation.calls == 1
+
+
+@pytest.mark.parametrize("sqlstate", ["40001", "40P01"])
+async def test_serialization_failures_and_deadlocks_are_retried(sqlstate: str) -> None:
+    operation = FlakyOperation(DriverError(sqlstate))
+
+    assert await retrying(operation, NO_PAUSE) == 2
+
+
+def test_other_sqlstates_are_not_retryable() -> None:
+    assert not is_retryable(DriverError("23505"))
+
+
+def test_a_wrapped_retryable_error_is_found_through_its_cause() -> None:
+    wrapped = RuntimeError("wrapped")
+    wrapped.__cause__ = DriverError("40P01")
+
+    assert is_retryable(wrapped)
+
+
+async def test_the_decorator_retries_the_whole_function_with_its_arguments() -> None:
+    seen: list[int] = []
+
+    @retry_on_conflict(NO_PAUSE)
+    async def record(value: int) -> str:
+        seen.append(value)
+        if len(seen) < 2:
+            raise ConcurrencyError("lost")
+        return f"stored {value}"
+
+    assert await record(7) == "stored 7"
+    assert seen == [7, 7]
+    assert record.__name__ == "record"
+
+
+@pytest.mark.parametrize(
+    ("attempts", "base_delay", "max_delay", "problem"),
+    [
+        (0, 0.01, 0.1, "attempts must be >= 1"),
+        (3, -0.01, 0.1, "0 <= base_delay <= max_delay"),
+        (3, 0.5, 0.1, "0 <= base_delay <= max_delay"),
+    ],
+    ids=["no-attempts", "negative-delay", "cap-below-base"],
+)
+def test_a_policy_refuses_nonsense(
+    attempts: int, base_delay: float, max_delay: float, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        RetryPolicy(attempts=attempts, base_delay=base_delay, max_delay=max_delay)
+
+
+@pytest.mark.parametrize("attempt", [1, 5, 30])
+def test_a_pause_never_exceeds_the_cap(attempt: int) -> None:
+    policy = RetryPolicy(attempts=40, base_delay=0.01, max_delay=0.05)
+
+    assert 0 <= policy.delay(attempt) <= 0.05

@@ -1,0 +1,85 @@
+"""Settings: defaults, and errors that name the variable and never repeat a secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters.settings import DEFAULT_DATABASE_URL, ConfigurationError, load_settings
+
+pytestmark = pytest.mark.unit
+
+PASSWORD = "hunter2-very-secret"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No stray variables or ``.env`` file from the machine running the tests."""
+    for name in ("DATABASE_URL", "DB_POOL_SIZE", "RETRY_ATTEMPTS", "BROKER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults_suit_a_laptop() -> None:
+    settings = load_settings()
+
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.engine_options() == {}
+
+
+def test_database_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://app@db/app")
+
+    assert load_settings().database_url == "postgresql+asyncpg://app@db/app"
+
+
+def test_a_bad_database_url_names_the_variable_and_hides_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"mysql://app:{PASSWORD}@db/app")
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+
+    assert "DATABASE_URL" in str(raised.value)
+    assert "unsupported database driver" in str(raised.value)
+    assert PASSWORD not in str(raised.value)
+
+
+def test_an_out_of_range_number_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_POOL_SIZE", "0")
+
+    with pytest.raises(ConfigurationError, match="DB_POOL_SIZE"):
+        load_settings()
+
+
+def test_a_value_that_is_not_a_number_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RETRY_ATTEMPTS", "many")
+
+    with pytest.raises(ConfigurationError, match="RETRY_ATTEMPTS"):
+        load_settings()
+
+
+def test_a_value_read_from_a_dotenv_file_is_checked_too(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"DATABASE_URL=postgresql://app:{PASSWORD}@db/app\n")
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+
+    assert "DATABASE_URL" in str(raised.value)
+    assert PASSWORD not in str(raised.value)
+
+
+def test_postgres_pool_settings_reach_the_engine_options(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://app@db/app")
+    monkeypatch.setenv("DB_POOL_SIZE", "3")
+
+    options = load_settings().engine_options()
+
+    assert options["pool_size"] == 3
+    assert options["connect_args"] == {"server_settings": {"statement_timeout": "15000"}}

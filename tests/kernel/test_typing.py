@@ -1,0 +1,47 @@
+"""Typing proof: mypy checks these ``assert_type`` calls, so a typing regression fails the build.
+
+At run time ``assert_type`` does nothing; the test also runs the code on the fake.
+"""
+
+from __future__ import annotations
+
+from typing import assert_type
+from uuid import UUID
+
+import pytest
+
+from adapters.repository import Repository
+from service_layer.retry import RetryPolicy, retrying
+from service_layer.unit_of_work import repository
+from tests.kernel.factories import ThingFactory
+from tests.kernel.things import Thing
+from tests.kernel.things_uow import InMemoryThingUnitOfWork, SqlAlchemyThingUnitOfWork
+
+pytestmark = pytest.mark.unit
+
+
+async def test_repository_attributes_are_typed_by_their_declaration() -> None:
+    thing = ThingFactory.build()
+    async with InMemoryThingUnitOfWork() as uow:
+        assert_type(uow.things, Repository[Thing, UUID])
+        uow.things.add(thing)
+        assert_type(await uow.things.get(thing.id), Thing | None)
+        assert_type(await uow.things.get_for_update(thing.id), Thing | None)
+        assert_type(await uow.things.list(order_by="name"), list[Thing])
+        assert_type(uow.things.seen, list[Thing])
+        await uow.commit()
+
+
+def test_the_declaration_itself_is_reachable_on_the_class() -> None:
+    assert_type(SqlAlchemyThingUnitOfWork.things, repository[Thing, UUID])
+    assert SqlAlchemyThingUnitOfWork.things.kind is Thing
+
+
+async def test_retrying_returns_what_the_operation_returns() -> None:
+    async def operation() -> int:
+        return 42
+
+    result = await retrying(operation, RetryPolicy(attempts=1, base_delay=0, max_delay=0))
+
+    assert_type(result, int)
+    assert result == 42

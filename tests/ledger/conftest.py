@@ -1,0 +1,87 @@
+"""Units of work for the ledger tests.
+
+Unit tests get ``uow`` (an ``InMemoryLedgerUnitOfWork`` over a fresh store)
+or ``uow_factory`` (several units of work sharing that store, as concurrent
+requests of one process would).
+
+Integration tests get ``sql_uow_factory``, parametrised over PostgreSQL and
+SQLite. Each backend is a database of the ledger's own for the whole run,
+built by the real migrations (not ``create_all``), and dropped afterwards.
+Tests commit for real and isolate themselves by opening fresh accounts and
+using fresh references, as clients of a shared service do; nothing is rolled
+back between them. ``postgres_uow_factory`` is the PostgreSQL one alone, for
+concurrency tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from adapters.database import DatabaseSessionManager
+from adapters.migrate import upgrade_to_head_async
+from adapters.repository import InMemoryStore
+from service_layer.ledger.unit_of_work import InMemoryLedgerUnitOfWork, SqlAlchemyLedgerUnitOfWork
+from tests.support import postgres
+
+SqlUowFactory = Callable[[], SqlAlchemyLedgerUnitOfWork]
+MemoryUowFactory = Callable[[], InMemoryLedgerUnitOfWork]
+
+
+@pytest.fixture
+def store() -> InMemoryStore:
+    return InMemoryStore()
+
+
+@pytest.fixture
+def uow(store: InMemoryStore) -> InMemoryLedgerUnitOfWork:
+    return InMemoryLedgerUnitOfWork(store)
+
+
+@pytest.fixture
+def uow_factory(store: InMemoryStore) -> MemoryUowFactory:
+    return lambda: InMemoryLedgerUnitOfWork(store)
+
+
+@pytest.fixture(scope="session")
+async def ledger_postgres(postgres_admin_dsn: str) -> AsyncIterator[DatabaseSessionManager]:
+    name = await postgres.create_database(postgres_admin_dsn, prefix="keel_ledger")
+    url = postgres.sqlalchemy_url(postgres_admin_dsn, name)
+    manager = DatabaseSessionManager()
+    try:
+        await upgrade_to_head_async(url)
+        # Room for the concurrency tests' many simultaneous units of work.
+        manager.init(url, pool_size=10, max_overflow=10, pool_timeout=60)
+        yield manager
+    finally:
+        await manager.close()
+        await postgres.drop_database(postgres_admin_dsn, name)
+
+
+@pytest.fixture(scope="session")
+async def ledger_sqlite(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[DatabaseSessionManager]:
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('ledger') / 'ledger.db'}"
+    await upgrade_to_head_async(url)
+    manager = DatabaseSessionManager()
+    manager.init(url)
+    try:
+        yield manager
+    finally:
+        await manager.close()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def sql_uow_factory(request: pytest.FixtureRequest) -> SqlUowFactory:
+    # A sync fixture: only it may call getfixturevalue, which keeps the other
+    # backend's database from being set up for a test that does not use it.
+    fixture = {"postgresql": "ledger_postgres", "sqlite": "ledger_sqlite"}[request.param]
+    manager: DatabaseSessionManager = request.getfixturevalue(fixture)
+    return lambda: SqlAlchemyLedgerUnitOfWork(manager.session_factory)
+
+
+@pytest.fixture
+def postgres_uow_factory(ledger_postgres: DatabaseSessionManager) -> SqlUowFactory:
+    return lambda: SqlAlchemyLedgerUnitOfWork(ledger_postgres.session_factory)

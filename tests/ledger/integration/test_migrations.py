@@ -1,0 +1,215 @@
+"""The Alembic migrations: they build exactly the mapped schema, on both backends.
+
+Each test migrates a database of its own: other suites ``create_all`` every
+mapped table on the shared ones, which is what these tests must not rely on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from adapters.database import DatabaseSessionManager, metadata
+from adapters.migrate import (
+    MigrationError,
+    alembic_config,
+    schema_filters,
+    tables_defined_in,
+    upgrade_to_head,
+    upgrade_to_head_async,
+)
+from tests.support import postgres
+
+pytestmark = pytest.mark.integration
+
+LEDGER_TABLES = tables_defined_in("adapters.ledger.tables")
+REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def fresh_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_admin_dsn: str
+) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+        return
+    name = await postgres.create_database(postgres_admin_dsn, prefix="keel_migrate")
+    try:
+        yield postgres.sqlalchemy_url(postgres_admin_dsn, name)
+    finally:
+        await postgres.drop_database(postgres_admin_dsn, name)
+
+
+async def _on(url: str, work: Any) -> Any:
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+            return await connection.run_sync(work)
+    finally:
+        await engine.dispose()
+
+
+def _differences(connection: Connection) -> list[Any]:
+    include_name, include_object = schema_filters(LEDGER_TABLES)
+    context = MigrationContext.configure(
+        connection,
+        opts={
+            "include_name": include_name,
+            "include_object": include_object,
+            "compare_type": True,
+            "compare_server_default": True,
+        },
+    )
+    return list(compare_metadata(context, metadata))
+
+
+def _table_names(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names())
+
+
+def _revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _head() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _sync_revision(url: str) -> str | None:
+    revision: str | None = asyncio.run(_on(url, _revision))
+    return revision
+
+
+def test_the_ledger_tables_are_the_ones_the_migrations_manage() -> None:
+    assert {"ledger_accounts", "ledger_entries", "ledger_transfers"} == LEDGER_TABLES
+
+
+async def test_the_migrated_schema_matches_the_mapped_tables(fresh_url: str) -> None:
+    await upgrade_to_head_async(fresh_url)
+
+    assert await _on(fresh_url, _differences) == []
+
+
+async def test_upgrading_twice_leaves_the_database_at_head(fresh_url: str) -> None:
+    await upgrade_to_head_async(fresh_url)
+
+    await upgrade_to_head_async(fresh_url)
+
+    assert await _on(fresh_url, _revision) == _head()
+
+
+async def test_downgrading_to_base_removes_the_ledger_tables(fresh_url: str) -> None:
+    await upgrade_to_head_async(fresh_url)
+
+    await _on(fresh_url, lambda c: command.downgrade(_config_on(c), "base"))
+
+    assert not LEDGER_TABLES & await _on(fresh_url, _table_names)
+
+
+def _config_on(connection: Connection) -> Any:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    return config
+
+
+async def test_the_database_refuses_a_negative_balance(fresh_url: str) -> None:
+    await upgrade_to_head_async(fresh_url)
+    insert = text(
+        "INSERT INTO ledger_accounts (id, owner, currency, balance, entry_count, created_at, "
+        "version) VALUES (:id, 'x', 'EUR', -1, 0, CURRENT_TIMESTAMP, 1)"
+    )
+
+    with pytest.raises(IntegrityError, match="balance"):
+        await _on(fresh_url, lambda c: c.execute(insert, {"id": "0" * 32}))
+
+
+def test_the_blocking_upgrade_works_where_no_loop_runs(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'blocking.db'}"
+
+    upgrade_to_head(url)
+
+    assert _sync_revision(url) == _head()
+
+
+async def test_an_in_memory_database_is_migrated_through_the_engine_holding_it() -> None:
+    manager = DatabaseSessionManager()
+    manager.init("sqlite+aiosqlite://")
+    try:
+        await upgrade_to_head_async(manager.engine)
+
+        async with manager.connect() as connection:
+            assert await connection.run_sync(_table_names) >= LEDGER_TABLES
+    finally:
+        await manager.close()
+
+
+async def test_the_blocking_upgrade_inside_a_loop_names_the_async_one(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="upgrade_to_head_async"):
+        upgrade_to_head(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+
+
+async def test_the_migration_logs_never_carry_the_password(
+    postgres_admin_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = await postgres.create_database(postgres_admin_dsn, prefix="keel_migrate")
+    url = make_url(postgres.sqlalchemy_url(postgres_admin_dsn, name)).set(password="s3cret-pw")
+    caplog.set_level(logging.DEBUG)
+    try:
+        await upgrade_to_head_async(url.render_as_string(hide_password=False))
+    finally:
+        await postgres.drop_database(postgres_admin_dsn, name)
+
+    assert caplog.records
+    assert all("s3cret-pw" not in str(vars(record)) for record in caplog.records)
+
+
+async def test_an_unreachable_database_is_named_without_its_password() -> None:
+    url = "postgresql+asyncpg://app:s3cret-pw@127.0.0.1:1/ledger"
+
+    with pytest.raises(MigrationError) as caught:
+        await upgrade_to_head_async(url)
+
+    assert "s3cret-pw" not in str(caught.value)
+    assert "app:***@127.0.0.1:1/ledger" in str(caught.value)
+
+
+async def test_a_missing_database_is_named_without_its_password(postgres_admin_dsn: str) -> None:
+    url = make_url(postgres.sqlalchemy_url(postgres_admin_dsn, "keel_no_such_db")).set(
+        password="s3cret-pw"
+    )
+
+    with pytest.raises(MigrationError) as caught:
+        await upgrade_to_head_async(url.render_as_string(hide_password=False))
+
+    assert "s3cret-pw" not in str(caught.value)
+    assert "keel_no_such_db" in str(caught.value)
+
+
+def test_the_alembic_command_line_setup_migrates_the_database_url_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What `alembic upgrade head` does, minus a second interpreter: the repo's
+    # alembic.ini, and the URL from DATABASE_URL as the service reads it.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    config = Config(str(REPOSITORY_ROOT / "alembic.ini"))
+    config.attributes["configure_logger"] = False  # leave pytest's logging alone
+
+    command.upgrade(config, "head")
+
+    assert _sync_revision(url) == _head()

@@ -1,0 +1,167 @@
+"""Deposits and withdrawals, their replays and refusals, on the in-memory unit of work."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+
+from domain.ledger.errors import (
+    AccountNotFound,
+    InsufficientFunds,
+    InvalidAmount,
+    InvalidReference,
+    ReferenceReused,
+)
+from domain.ledger.events import Deposited, Withdrawn
+from service_layer.ledger import services
+from service_layer.ledger.unit_of_work import InMemoryLedgerUnitOfWork
+from tests.ledger.factories import MovementArgs, open_funded_account
+
+pytestmark = pytest.mark.unit
+
+
+async def test_a_deposit_credits_the_account(uow: InMemoryLedgerUnitOfWork) -> None:
+    account = await open_funded_account(uow)
+
+    outcome = await services.deposit(uow, account_id=account.id, **MovementArgs.build(amount=250))
+
+    assert outcome.created
+    assert (outcome.value.kind, outcome.value.amount, outcome.value.balance_after) == (
+        "deposit",
+        250,
+        250,
+    )
+    assert (outcome.value.account_id, outcome.value.transfer_id) == (account.id, None)
+    assert (await services.get_account(uow, account.id)).balance == 250
+
+
+async def test_a_deposit_bumps_the_account_version(uow: InMemoryLedgerUnitOfWork) -> None:
+    account = await open_funded_account(uow)
+
+    await services.deposit(uow, account_id=account.id, **MovementArgs.build())
+
+    assert (await services.get_account(uow, account.id)).version == account.version + 1
+
+
+async def test_a_deposit_raises_deposited(uow: InMemoryLedgerUnitOfWork) -> None:
+    account = await open_funded_account(uow)
+
+    outcome = await services.deposit(uow, account_id=account.id, **MovementArgs.build())
+
+    events = list(uow.collect_new_events())
+    assert [type(event) for event in events] == [Deposited]
+    assert isinstance(events[0], Deposited)
+    assert events[0].entry_id == outcome.value.id
+
+
+async def test_a_replayed_deposit_answers_the_first_entry_and_changes_nothing(
+    uow: InMemoryLedgerUnitOfWork,
+) -> None:
+    account = await open_funded_account(uow)
+    args = MovementArgs.build()
+    first = await services.deposit(uow, account_id=account.id, **args)
+    before = await services.get_account(uow, account.id)
+
+    replay = await services.deposit(uow, account_id=account.id, **args)
+
+    assert (replay.value, replay.created) == (first.value, False)
+    assert await services.get_account(uow, account.id) == before
+
+
+async def test_a_deposit_reusing_a_reference_with_another_amount_is_refused(
+    uow: InMemoryLedgerUnitOfWork,
+) -> None:
+    account = await open_funded_account(uow)
+    args = MovementArgs.build(amount=10)
+    await services.deposit(uow, account_id=account.id, **args)
+
+    with pytest.raises(ReferenceReused):
+        await services.deposit(uow, account_id=account.id, **{**args, "amount": 11})
+
+
+async def test_a_reference_is_unique_per_kind_and_account_only(
+    uow: InMemoryLedgerUnitOfWork,
+) -> None:
+    first, second = await open_funded_account(uow, 100), await open_funded_account(uow, 100)
+    args = MovementArgs.build(amount=10)
+    await services.deposit(uow, account_id=first.id, **args)
+
+    outcomes = [
+        await services.withdraw(uow, account_id=first.id, **args),
+        await services.deposit(uow, account_id=second.id, **args),
+    ]
+
+    assert all(outcome.created for outcome in outcomes)
+
+
+async def test_a_deposit_to_an_unknown_account_is_account_not_found(
+    uow: InMemoryLedgerUnitOfWork,
+) -> None:
+    with pytest.raises(AccountNotFound):
+        await services.deposit(uow, account_id=uuid4(), **MovementArgs.build())
+
+
+async def test_a_withdrawal_debits_the_account(uow: InMemoryLedgerUnitOfWork) -> None:
+    account = await open_funded_account(uow, 100)
+
+    outcome = await services.withdraw(uow, account_id=account.id, **MovementArgs.build(amount=40))
+
+    assert (outcome.created, outcome.value.kind, outcome.value.balance_after) == (
+        True,
+        "withdrawal",
+        60,
+    )
+    assert isinstance(list(uow.collect_new_events())[-1], Withdrawn)
+
+
+async def test_a_withdrawal_beyond_the_balance_is_refused_and_keeps_nothing(
+    uow: InMemoryLedgerUnitOfWork,
+) -> None:
+    account = await open_funded_account(uow, 100)
+    commits = uow.commits
+
+    with pytest.raises(InsufficientFunds):
+        await services.withdraw(uow, account_id=account.id, **MovementArgs.build(amount=101))
+
+    assert uow.commits == commits
+    assert await services.get_account(uow, account.id) == account
+
+
+async def test_a_refused_withdrawal_leaves_its_reference_free(
+    uow: InMemoryLedgerUnitOfWork,
+) -> None:
+    account = await open_funded_account(uow, 100)
+    args = MovementArgs.build(amount=150)
+    with pytest.raises(InsufficientFunds):
+        await services.withdraw(uow, account_id=account.id, **args)
+    await services.deposit(uow, account_id=account.id, **MovementArgs.build(amount=50))
+
+    outcome = await services.withdraw(uow, account_id=account.id, **args)
+
+    assert (outcome.created, outcome.value.balance_after) == (True, 0)
+
+
+async def test_a_replayed_withdrawal_answers_the_first_entry_even_when_funds_ran_out(
+    uow: InMemoryLedgerUnitOfWork,
+) -> None:
+    account = await open_funded_account(uow, 100)
+    args = MovementArgs.build(amount=100)
+    first = await services.withdraw(uow, account_id=account.id, **args)
+
+    replay = await services.withdraw(uow, account_id=account.id, **args)
+
+    assert (replay.value, replay.created) == (first.value, False)
+
+
+@pytest.mark.parametrize(
+    ("amount", "reference", "error"),
+    [(0, "r", InvalidAmount), (10**12 + 1, "r", InvalidAmount), (1, "", InvalidReference)],
+)
+async def test_a_malformed_movement_is_refused_before_any_work(
+    uow: InMemoryLedgerUnitOfWork, amount: int, reference: str, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        await services.deposit(uow, account_id=uuid4(), amount=amount, reference=reference)
+
+    assert (uow.commits, uow.rollbacks) == (0, 0)

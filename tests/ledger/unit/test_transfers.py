@@ -1,0 +1,157 @@
+"""Transfers, their replays and refusals, on the in-memory unit of work."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+
+from domain.ledger.errors import (
+    AccountNotFound,
+    CurrencyMismatch,
+    InsufficientFunds,
+    ReferenceReused,
+    SameAccount,
+    TransferNotFound,
+)
+from domain.ledger.events import TransferCompleted
+from service_layer.ledger import services
+from service_layer.ledger.unit_of_work import InMemoryLedgerUnitOfWork
+from tests.ledger.factories import TransferArgs, open_funded_account
+
+pytestmark = pytest.mark.unit
+
+
+async def test_a_transfer_moves_money_between_the_accounts(uow: InMemoryLedgerUnitOfWork) -> None:
+    source, target = await open_funded_account(uow, 100), await open_funded_account(uow, 10)
+
+    outcome = await services.transfer(
+        uow, source_id=source.id, target_id=target.id, **TransferArgs.build(amount=30)
+    )
+
+    assert outcome.created
+    assert (outcome.value.source_id, outcome.value.target_id, outcome.value.amount) == (
+        source.id,
+        target.id,
+        30,
+    )
+    assert outcome.value.currency == "EUR"
+    assert (await services.get_account(uow, source.id)).balance == 70
+    assert (await services.get_account(uow, target.id)).balance == 40
+
+
+async def test_a_transfer_writes_one_entry_on_each_side(uow: InMemoryLedgerUnitOfWork) -> None:
+    source, target = await open_funded_account(uow, 100), await open_funded_account(uow)
+
+    outcome = await services.transfer(
+        uow, source_id=source.id, target_id=target.id, **TransferArgs.build(amount=30)
+    )
+
+    debit = (await services.list_entries(uow, source.id)).items[-1]
+    credit = (await services.list_entries(uow, target.id)).items[-1]
+    assert (debit.kind, debit.amount, debit.transfer_id) == ("transfer_out", 30, outcome.value.id)
+    assert (credit.kind, credit.amount, credit.transfer_id) == ("transfer_in", 30, outcome.value.id)
+
+
+async def test_a_transfer_raises_transfer_completed(uow: InMemoryLedgerUnitOfWork) -> None:
+    source, target = await open_funded_account(uow, 100), await open_funded_account(uow)
+
+    outcome = await services.transfer(
+        uow, source_id=source.id, target_id=target.id, **TransferArgs.build()
+    )
+
+    events = list(uow.collect_new_events())
+    assert [type(event) for event in events] == [TransferCompleted]
+    assert isinstance(events[0], TransferCompleted)
+    assert events[0].transfer_id == outcome.value.id
+
+
+async def test_a_transfer_can_be_read_back(uow: InMemoryLedgerUnitOfWork) -> None:
+    source, target = await open_funded_account(uow, 100), await open_funded_account(uow)
+    outcome = await services.transfer(
+        uow, source_id=source.id, target_id=target.id, **TransferArgs.build()
+    )
+
+    assert await services.get_transfer(uow, outcome.value.id) == outcome.value
+
+
+async def test_a_replayed_transfer_answers_the_first_and_changes_nothing(
+    uow: InMemoryLedgerUnitOfWork,
+) -> None:
+    source, target = await open_funded_account(uow, 100), await open_funded_account(uow)
+    args = TransferArgs.build(source_id=source.id, target_id=target.id, amount=60)
+    first = await services.transfer(uow, **args)
+    balances = [await services.get_account(uow, a.id) for a in (source, target)]
+
+    replay = await services.transfer(uow, **args)
+
+    assert (replay.value, replay.created) == (first.value, False)
+    assert [await services.get_account(uow, a.id) for a in (source, target)] == balances
+
+
+async def test_a_transfer_reference_is_unique_across_all_accounts(
+    uow: InMemoryLedgerUnitOfWork,
+) -> None:
+    accounts = [await open_funded_account(uow, 100) for _ in range(4)]
+    args = TransferArgs.build()
+    await services.transfer(uow, source_id=accounts[0].id, target_id=accounts[1].id, **args)
+
+    with pytest.raises(ReferenceReused):
+        await services.transfer(uow, source_id=accounts[2].id, target_id=accounts[3].id, **args)
+
+
+async def test_a_transfer_beyond_the_source_balance_changes_nothing(
+    uow: InMemoryLedgerUnitOfWork,
+) -> None:
+    source, target = await open_funded_account(uow, 10), await open_funded_account(uow, 5)
+
+    with pytest.raises(InsufficientFunds):
+        await services.transfer(
+            uow, source_id=source.id, target_id=target.id, **TransferArgs.build(amount=11)
+        )
+
+    assert await services.get_account(uow, source.id) == source
+    assert await services.get_account(uow, target.id) == target
+
+
+async def test_a_transfer_between_currencies_is_refused(uow: InMemoryLedgerUnitOfWork) -> None:
+    source = await open_funded_account(uow, 100, currency="EUR")
+    target = await open_funded_account(uow, currency="GBP")
+
+    with pytest.raises(CurrencyMismatch):
+        await services.transfer(
+            uow, source_id=source.id, target_id=target.id, **TransferArgs.build()
+        )
+
+
+async def test_a_transfer_to_the_same_account_is_refused_before_any_work(
+    uow: InMemoryLedgerUnitOfWork,
+) -> None:
+    account_id = uuid4()
+
+    with pytest.raises(SameAccount):
+        await services.transfer(
+            uow, source_id=account_id, target_id=account_id, **TransferArgs.build()
+        )
+
+    assert (uow.commits, uow.rollbacks) == (0, 0)
+
+
+@pytest.mark.parametrize("missing", ["source", "target"])
+async def test_a_transfer_with_an_unknown_account_is_account_not_found(
+    uow: InMemoryLedgerUnitOfWork, missing: str
+) -> None:
+    known = await open_funded_account(uow, 100)
+    source_id, target_id = (uuid4(), known.id) if missing == "source" else (known.id, uuid4())
+
+    with pytest.raises(AccountNotFound):
+        await services.transfer(
+            uow, source_id=source_id, target_id=target_id, **TransferArgs.build()
+        )
+
+
+async def test_reading_an_unknown_transfer_is_transfer_not_found(
+    uow: InMemoryLedgerUnitOfWork,
+) -> None:
+    with pytest.raises(TransferNotFound):
+        await services.get_transfer(uow, uuid4())
