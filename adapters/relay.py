@@ -93,10 +93,11 @@ class PostgresListener:
         while True:
             try:
                 await self._listen_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:
+                # Whatever went wrong, the relay still polls; keep trying to listen.
                 logger.warning(
                     "outbox LISTEN connection lost; polling until it is back",
-                    extra={"database": safe_url(self.url), "cause": f"{type(exc).__name__}"},
+                    extra={"database": safe_url(self.url), "cause": type(exc).__name__},
                 )
             await asyncio.sleep(self.reconnect_delay)
 

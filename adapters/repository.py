@@ -235,16 +235,24 @@ class InMemoryRepository(Repository[T, K]):
             if ident in self._loaded
         )
 
+    def duplicates(self) -> list[str]:
+        """New aggregates whose id is already taken: a flush would violate the key."""
+        committed = self._committed()
+        return [
+            f"{self.kind.__name__} {ident!r} already exists"
+            for ident in self._new
+            if ident in self._working and ident in committed
+        ]
+
     def conflicts(self) -> list[str]:
-        """Why a flush would fail: stale versions or duplicate keys. Empty when it would not."""
+        """Stale versions that would make a flush fail. Empty when it would not."""
         committed = self._committed()
         problems = []
         for ident, aggregate in self._working.items():
             current = committed.get(ident)
             if ident in self._new:
-                if current is not None:
-                    problems.append(f"{self.kind.__name__} {ident!r} already exists")
-            elif current is not self._loaded.get(ident) and _state(aggregate) != _state(
+                continue
+            if current is not self._loaded.get(ident) and _state(aggregate) != _state(
                 self._loaded[ident]
             ):
                 problems.append(f"{self.kind.__name__} {ident!r} was changed by another writer")

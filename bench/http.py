@@ -11,12 +11,14 @@ A separate load-generator process (``wrk`` with ``bench/wrk/ledger.lua`` when
 installed, else ``bench.http_load``) drives ``POST /transfers`` between
 random pairs of seeded accounts, with unique references, and
 ``GET /accounts/{id}``. Rounds are interleaved and the variants' order
-rotates, so that machine noise hits every variant alike. Afterwards the run
-checks that no money was created or destroyed, and profiles Keel requests
-in-process to show where their time goes.
+rotates, so that machine noise hits every variant alike; segments are short
+(1 s) and many for the same reason, and each ratio carries a bootstrap 95%
+interval over rounds. Afterwards the run checks that no money was created or
+destroyed, and profiles Keel requests in-process to show where their time goes.
 
     uv run python -m bench.http                   # ~90 s on 2 cores
-    uv run python -m bench.http --seconds 3 --rounds 4 --connections 16 --json out/http.json
+    uv run python -m bench.http --rounds 12 --connections 16 --json out/http.json
+    uv run python -m bench.http --connections 1 --no-profile   # per-request overhead, no queueing
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import median
-from typing import Any, TextIO
+from typing import TextIO
 from uuid import UUID, uuid4
 
 import httpx
@@ -278,7 +280,12 @@ HTTP_LAYERS: tuple[Layer, ...] = (
         (f"{SEP}ledger{SEP}", f"{SEP}entrypoints{SEP}"),
     ),
     ("keel kernel", KERNEL),
-    ("fastapi + starlette + anyio", (f"{SEP}fastapi{SEP}", f"{SEP}starlette{SEP}", "anyio")),
+    (
+        # FastAPI runs every plain ``def`` dependency in anyio's thread pool.
+        "anyio thread-pool hand-offs (sync dependencies)",
+        (f"{SEP}anyio{SEP}", f"{SEP}sniffio{SEP}", "threading.py", "_thread.lock", "queue.py"),
+    ),
+    ("fastapi + starlette", (f"{SEP}fastapi{SEP}", f"{SEP}starlette{SEP}")),
     ("pydantic", (f"{SEP}pydantic{SEP}", "pydantic_core")),
     ("httpx test client (harness)", (f"{SEP}httpx{SEP}", f"{SEP}httpcore{SEP}")),
     *COMMON_LAYERS,
@@ -419,7 +426,19 @@ def verdicts(summary: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
-async def benchmark(args: argparse.Namespace, tool: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Outcome:
+    results: Results
+    money_before: int
+    money_after: int
+    profile: str
+
+    @property
+    def money_conserved(self) -> bool:
+        return self.money_before == self.money_after
+
+
+async def benchmark(args: argparse.Namespace, tool: str) -> Outcome:
     async with fresh_database("keel_bench_http") as database:
         await upgrade_to_head_async(database.sqlalchemy_url)
         manager = DatabaseSessionManager()
@@ -435,12 +454,7 @@ async def benchmark(args: argparse.Namespace, tool: str) -> dict[str, Any]:
             profile = "" if args.no_profile else await profile_keel(container, ids, args.profile)
         finally:
             await manager.close()
-    return {
-        "results": results,
-        "money_before": money_before,
-        "money_after": money_after,
-        "profile": profile,
-    }
+    return Outcome(results, money_before, money_after, profile)
 
 
 async def drive(
@@ -484,9 +498,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="The Keel ledger app versus a plain-AsyncSession and a raw-asyncpg twin.",
     )
     parser.add_argument(
-        "--seconds", type=int, default=2, help="seconds per variant, endpoint, round (2)"
+        "--seconds", type=int, default=1, help="seconds per variant, endpoint, round (1)"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (3)")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (6)")
     parser.add_argument(
         "--connections", type=int, default=8, help="concurrent client connections (8)"
     )
@@ -529,18 +543,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchDatabaseError as exc:
         print(f"bench.http: {exc}", file=sys.stderr)
         return 2
-    results: Results = outcome["results"]
+    results = outcome.results
     summary = summarise(results)
     print(render(summary))
     for line in verdicts(summary):
         print(line)
-    conserved = outcome["money_before"] == outcome["money_after"]
+    conserved = outcome.money_conserved
     print(
         f"money conserved across all transfers: {'yes' if conserved else 'NO'} "
-        f"({outcome['money_before']} before, {outcome['money_after']} after)"
+        f"({outcome.money_before} before, {outcome.money_after} after)"
     )
-    if outcome["profile"]:
-        print(outcome["profile"])
+    if outcome.profile:
+        print(outcome.profile)
     if args.json is not None:
         write_json(
             args.json,

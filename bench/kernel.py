@@ -536,6 +536,11 @@ async def run(args: argparse.Namespace) -> int:
     passed, line = verdict(summary)
     print(render(summary))
     print(line)
+    if args.pre_ping:
+        print(
+            "note: Keel's default pool_pre_ping costs Keel and SQLAlchemy three extra round trips "
+            "per checkout on asyncpg (BEGIN; ';'; ROLLBACK); --no-pre-ping shows them without it"
+        )
     if args.json is not None:
         write_json(
             args.json,

@@ -8,24 +8,9 @@ from __future__ import annotations
 
 import json
 import random
-import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def paired_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> float:
-    """Median of per-round ratios.
-
-    Rounds are interleaved, so the two figures of one round saw the same
-    machine load; their ratio is steadier than the ratio of two medians.
-    """
-    ratios = [a / b for a, b in zip(numerators, denominators, strict=True) if b > 0]
-    return median(ratios)
 
 
 def ratio_of_totals(

@@ -35,3 +35,12 @@ class ConcurrencyError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.sqlstate = sqlstate
+
+
+class DuplicateKeyError(ConcurrencyError):
+    """Another writer stored a row with the same unique key first.
+
+    Usually the loser of a check-then-insert race: re-running the unit of
+    work finds the winner's row, so it is retried like any other conflict.
+    The in-memory fake raises it for a duplicate id exactly as the databases do.
+    """

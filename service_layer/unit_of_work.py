@@ -33,13 +33,13 @@ from typing import Any, Generic, Protocol, Self, TypeVar, overload
 from uuid import UUID
 
 from sqlalchemy import inspect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from adapters.repository import InMemoryRepository, InMemoryStore, Repository, SqlAlchemyRepository
 from domain.aggregate import Aggregate, Event
-from domain.errors import ConcurrencyError
+from domain.errors import ConcurrencyError, DuplicateKeyError
 
 logger = logging.getLogger(__name__)
 
@@ -349,6 +349,12 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             sqlstate = sqlstate_of(exc)
             if sqlstate in RETRYABLE_SQLSTATES:
                 return ConcurrencyError(RETRYABLE_SQLSTATES[sqlstate], sqlstate=sqlstate)
+            if isinstance(exc, IntegrityError) and (
+                sqlstate == "23505" or str(exc.orig).startswith("UNIQUE constraint failed")
+            ):
+                return DuplicateKeyError(
+                    "a row with the same unique key was written first", sqlstate="23505"
+                )
         return None
 
 
@@ -375,10 +381,13 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         pass
 
     async def _commit(self) -> None:
+        duplicates = [problem for repo in self._fakes() for problem in repo.duplicates()]
         problems = [problem for repo in self._fakes() for problem in repo.conflicts()]
-        if problems:
+        if duplicates or problems:
             await self._rollback()
-            raise ConcurrencyError("; ".join(problems))
+            if problems:
+                raise ConcurrencyError("; ".join(problems))
+            raise DuplicateKeyError("; ".join(duplicates), sqlstate="23505")
         for repo in self._fakes():
             repo.flush()
         self.commits += 1

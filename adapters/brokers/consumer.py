@@ -39,20 +39,22 @@ def deliver_to_bus(
     async def handle(delivery: Delivery) -> None:
         message = registry.from_message(delivery.message)
         try:
-            await bus.handle(message, once=True)
+            try:
+                await bus.handle(message, once=True)
+            except DomainError as exc:
+                if not isinstance(message, Command):
+                    raise
+                logger.info(
+                    "command refused by a domain rule",
+                    extra={"message_id": message.message_id, "code": exc.code},
+                )
+                if on_rejected is not None:
+                    await on_rejected(message, exc)
         except DuplicateMessage:
+            # Also from on_rejected, when it records the refusal in the inbox.
             logger.info(
                 "message already applied; acknowledged without effect",
                 extra={"message_id": delivery.message["message_id"], "stream": delivery.stream},
             )
-        except DomainError as exc:
-            if not isinstance(message, Command):
-                raise
-            logger.info(
-                "command refused by a domain rule",
-                extra={"message_id": message.message_id, "code": exc.code},
-            )
-            if on_rejected is not None:
-                await on_rejected(message, exc)
 
     return handle

@@ -40,6 +40,14 @@ class NoteTaken(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CommandRefused(Event):
+    """Announces a command that a domain rule refused; no aggregate raises it."""
+
+    command_message_id: str
+    code: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class OpenCounter(Command):
     counter_id: UUID
 

@@ -23,6 +23,7 @@ from service_layer.unit_of_work import (
 from tests.messaging.sample import (
     Add,
     Added,
+    CommandRefused,
     Counter,
     CounterOpened,
     Note,
@@ -54,6 +55,7 @@ def make_registry() -> MessageRegistry:
         registry.register(command)
     registry.register(CounterOpened, stream=EVENTS_STREAM)
     registry.register(Added, stream=EVENTS_STREAM)
+    registry.register(CommandRefused, stream=EVENTS_STREAM)
     registry.register(NoteTaken)
     return registry
 

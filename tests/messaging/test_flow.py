@@ -22,6 +22,7 @@ from domain.errors import DomainError
 from domain.messages import Command
 from service_layer.messagebus import MessageBus
 from tests.messaging.factories import AddFactory, OpenCounterFactory
+from tests.messaging.sample import CommandRefused
 from tests.messaging.sample_orm import counters
 from tests.messaging.sample_service import (
     COMMANDS_STREAM,
@@ -90,31 +91,39 @@ async def test_a_command_sent_twice_over_redis_is_applied_once_and_announced_onc
 
 
 @pytest.mark.unit
-async def test_a_refused_command_is_reported_and_acknowledged_not_dead_lettered() -> None:
+async def test_a_refused_command_is_announced_once_and_acknowledged_not_dead_lettered() -> None:
     registry = make_registry()
     outbox = InMemoryOutbox(registry)
+    inbox = InMemoryInbox()
     store = InMemoryStore()
-    bus = MessageBus(
-        with_outbox(lambda: InMemoryCounterUnitOfWork(store), outbox), inbox=InMemoryInbox()
-    )
+    uow_factory = with_outbox(lambda: InMemoryCounterUnitOfWork(store), outbox)
+    bus = MessageBus(uow_factory, inbox=inbox)
     register_handlers(bus)
-    refused: list[tuple[str, str]] = []
 
-    async def on_rejected(command: Command, error: DomainError) -> None:
-        refused.append((command.message_id, error.code))
+    async def announce(command: Command, error: DomainError) -> None:
+        uow = uow_factory()
+        inbox.guard(uow, command.message_id, "rejected")  # announce a refusal once
+        async with uow:
+            refused = CommandRefused(command_message_id=command.message_id, code=error.code)
+            await outbox.put(uow, refused, key=command.message_id)
+            await uow.commit()
 
     broker = InProcessBroker(redelivery_delay=0.001)
     broker.subscribe(
-        COMMANDS_STREAM, deliver_to_bus(bus, registry, on_rejected=on_rejected), group="g"
+        COMMANDS_STREAM, deliver_to_bus(bus, registry, on_rejected=announce), group="g"
     )
     opened = OpenCounterFactory.build()
     negative = AddFactory.build(counter_id=opened.counter_id, by=-5)
     async with broker:
-        for command in (opened, negative):
+        for command in (opened, negative, negative):  # the refusal is delivered twice
             await broker.publish(COMMANDS_STREAM, registry.to_message(command))
         await broker.settled()
         await OutboxRelay(outbox, broker).drain()
 
-    assert refused == [(negative.message_id, "negative_amount")]
+    published = broker.published[EVENTS_STREAM]
+    assert [m["type"] for m in published] == ["CounterOpened", "CommandRefused"]
+    assert published[1]["payload"] == {
+        "command_message_id": negative.message_id,
+        "code": "negative_amount",
+    }
     assert dict(broker.dead) == {}
-    assert [m["type"] for m in broker.published[EVENTS_STREAM]] == ["CounterOpened"]

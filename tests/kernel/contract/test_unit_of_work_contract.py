@@ -7,9 +7,8 @@ Marks come from the ``backend`` fixture's parameters (``unit`` for the fake,
 from __future__ import annotations
 
 import pytest
-from sqlalchemy.exc import IntegrityError
 
-from domain.errors import ConcurrencyError
+from domain.errors import DuplicateKeyError
 from service_layer.unit_of_work import UnitOfWorkError
 from tests.kernel.contract.conftest import UowFactory
 from tests.kernel.contract.steps import load, names, store
@@ -206,9 +205,7 @@ async def test_on_commit_callbacks_never_run_when_the_commit_fails(
     async with uow_factory() as uow:
         uow.things.add(ThingFactory.build(id=existing.id))
         uow.on_commit(lambda: calls.append("ran"))
-        # The duplicate key is found at commit: IntegrityError from a database,
-        # ConcurrencyError from the fake.
-        with pytest.raises((IntegrityError, ConcurrencyError)):
+        with pytest.raises(DuplicateKeyError):
             await uow.commit()
 
     assert calls == []
