@@ -23,3 +23,4 @@ bench:  ## performance ratios against hand-written SQLAlchemy and raw asyncpg
 	./scripts/services.sh
 	$(UV) run python -m bench.kernel
 	$(UV) run python -m bench.http
+	$(UV) run python -m bench.messaging

@@ -8,9 +8,10 @@ object in Keel; everything else is passed in.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends
 from sqlalchemy import event
@@ -28,6 +29,41 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import StaticPool
 
 SUPPORTED_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
+
+_T = TypeVar("_T")
+
+
+async def run_to_completion(cleanup: Awaitable[_T]) -> _T:
+    """Await ``cleanup`` to its end even if the caller is cancelled meanwhile.
+
+    For the close or rollback that ends a transaction. Cut short by a second
+    cancellation (a server cancelling a request task again, a task group
+    tearing down), SQLAlchemy throws the connection away instead of rolling
+    it back and returning it to the pool, so every such request costs a
+    reconnect; and a caller that returned early would let the close go on
+    behind its back, e.g. into an engine the application is disposing of.
+    A cancellation received while waiting is re-raised once ``cleanup`` is
+    done. SQLAlchemy does the same for ``async with AsyncSession`` with a
+    private helper, which is why this is written out here.
+    """
+    task = asyncio.ensure_future(cleanup)
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError as exc:
+            if task.done():
+                # Cancelled itself, or finished just as the cancellation came:
+                # the cancellation goes on, and the outcome counts as seen.
+                if not task.cancelled():
+                    task.exception()
+                raise
+            cancelled = exc
+        else:
+            break
+    if cancelled is not None:
+        raise cancelled
+    return result
 
 
 class Base(AsyncAttrs, DeclarativeBase):
@@ -217,10 +253,10 @@ class DatabaseSessionManager:
         try:
             yield session
         except BaseException:
-            await session.rollback()
+            await run_to_completion(session.rollback())
             raise
         finally:
-            await session.close()
+            await run_to_completion(session.close())
 
 
 session_manager = DatabaseSessionManager()

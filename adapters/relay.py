@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.brokers.base import Publisher
 from adapters.database import safe_url
+from adapters.outages import is_database_unavailable
 from adapters.outbox import (
     NOTIFY_CHANNEL,
     BatchOutcome,
@@ -67,7 +68,10 @@ class PostgresListener:
     Runs until cancelled. When the connection drops (server restart, an
     administrator's ``pg_terminate_backend``, a network cut noticed by the
     keep-alive query), it reconnects after ``reconnect_delay`` and rings once,
-    since notifications sent meanwhile were lost.
+    since notifications sent meanwhile were lost. Connecting and the
+    keep-alive query are bounded (``connect_timeout``, ``keepalive``): a
+    server that stops answering without closing the socket must not leave
+    the listener waiting on it for the minutes TCP takes to give up.
     """
 
     def __init__(
@@ -78,31 +82,39 @@ class PostgresListener:
         channel: str = NOTIFY_CHANNEL,
         keepalive: float = 5.0,
         reconnect_delay: float = 1.0,
+        connect_timeout: float = 5.0,
     ) -> None:
         self.url = url
         self.doorbell = doorbell
         self.channel = channel
         self.keepalive = keepalive
         self.reconnect_delay = reconnect_delay
+        self.connect_timeout = connect_timeout
         self.connections = 0
         """How many times a LISTEN connection was established, for monitoring and tests."""
         self.backend_pid: int | None = None
         self.listening = asyncio.Event()
 
     async def run(self) -> None:
+        failing = False
         while True:
+            connections = self.connections
             try:
                 await self._listen_once()
             except Exception as exc:
                 # Whatever went wrong, the relay still polls; keep trying to listen.
-                logger.warning(
+                # One warning per outage, not one per reconnect attempt.
+                lost_now = not failing or self.connections != connections
+                logger.log(
+                    logging.WARNING if lost_now else logging.DEBUG,
                     "outbox LISTEN connection lost; polling until it is back",
                     extra={"database": safe_url(self.url), "cause": type(exc).__name__},
                 )
+                failing = True
             await asyncio.sleep(self.reconnect_delay)
 
     async def _listen_once(self) -> None:
-        connection = await asyncpg.connect(asyncpg_dsn(self.url))
+        connection = await asyncpg.connect(asyncpg_dsn(self.url), timeout=self.connect_timeout)
         lost = asyncio.Event()
         try:
             connection.add_termination_listener(lambda _connection: lost.set())
@@ -117,7 +129,7 @@ class PostgresListener:
                         await lost.wait()
                 except TimeoutError:
                     # asyncpg notices a dead socket only when it uses it.
-                    await connection.execute("SELECT 1")
+                    await connection.execute("SELECT 1", timeout=self.keepalive)
         finally:
             self.listening.clear()
             self.backend_pid = None
@@ -186,8 +198,16 @@ class OutboxRelay:
             while True:
                 try:
                     outcome = await self.publish_pending()
-                except Exception:
-                    logger.exception("outbox relay pass failed; trying again after a pause")
+                except Exception as exc:
+                    if is_database_unavailable(exc):
+                        # Expected while the database is down: one line, no traceback.
+                        logger.warning(
+                            "outbox relay pass failed: database unavailable; "
+                            "trying again after a pause",
+                            extra={"cause": type(exc).__name__, "pause_s": delay},
+                        )
+                    else:
+                        logger.exception("outbox relay pass failed; trying again after a pause")
                     outcome = BatchOutcome(failed=1)
                 if outcome.claimed >= self.batch_size and not outcome.failed:
                     delay = self.idle_min

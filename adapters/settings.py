@@ -7,6 +7,7 @@ message names the environment variable and never repeats a secret.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from adapters.database import DatabaseConfigurationError, parse_database_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./keel.db"
+BROKER_SCHEMES = ("redis", "rediss")
 
 
 class ConfigurationError(ValueError):
@@ -27,12 +29,27 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     broker_url: str | None = None
+    """Unset or empty: the in-process broker. ``redis://`` or ``rediss://``: Redis Streams."""
     stream_prefix: str = ""
+    broker_max_deliveries: Annotated[int, Field(ge=1, le=1000)] = 5
+    """Failed attempts before a message goes to ``<stream>.dead``."""
+    broker_claim_idle_ms: Annotated[int, Field(ge=10, le=86_400_000)] = 30_000
+    """How long an unacknowledged Redis entry waits before another consumer takes it over."""
+    relay_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 100
+    serve_relay: bool = True
+    """Whether ``keel serve`` runs an outbox relay in its own process."""
+    serve_consumer: bool | None = None
+    """Whether ``keel serve`` consumes ``ledger.commands``; unset: only on the in-process broker."""
 
     db_pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
     db_max_overflow: Annotated[int, Field(ge=0, le=1000)] = 10
     db_pool_timeout: Annotated[float, Field(gt=0, le=600)] = 5.0
     db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 15_000
+    db_connect_timeout: Annotated[float, Field(gt=0, le=600)] = 5.0
+    """Seconds to open a connection. asyncpg's own default is 60 s, and while the
+    database is unreachable every request would hang that long before its 503."""
+    db_application_name: Annotated[str, Field(min_length=1, max_length=63)] = "keel"
+    """How Keel's connections are named in ``pg_stat_activity``, for the operator."""
     retry_attempts: Annotated[int, Field(ge=1, le=100)] = 5
 
     @field_validator("database_url")
@@ -44,6 +61,27 @@ class Settings(BaseSettings):
             raise ValueError(str(exc)) from None
         return value
 
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, value: str | None) -> str | None:
+        # Only the scheme is ever repeated back: the rest may hold a password.
+        if not value:
+            return None
+        try:
+            parts = urlsplit(value)
+            usable = parts.scheme in BROKER_SCHEMES and bool(parts.hostname)
+            parts.port  # noqa: B018 - raises ValueError when out of range
+        except ValueError:
+            raise ValueError("is not a valid URL; expected redis://host:6379/0") from None
+        if usable:
+            return value
+        if "://" in value and parts.scheme.isalnum() and parts.scheme not in BROKER_SCHEMES:
+            raise ValueError(
+                f"unsupported scheme {parts.scheme!r}; expected redis:// or rediss://, "
+                "or leave it unset for the in-process broker"
+            )
+        raise ValueError("must be a URL such as redis://localhost:6379/0, or unset")
+
     def engine_options(self) -> dict[str, Any]:
         """Pool options for ``session_manager.init``; SQLite ignores the pool ones."""
         if self.database_url.startswith("sqlite"):
@@ -53,10 +91,13 @@ class Settings(BaseSettings):
             "max_overflow": self.db_max_overflow,
             "pool_timeout": self.db_pool_timeout,
         }
+        server_settings = {"application_name": self.db_application_name}
         if self.db_statement_timeout_ms:
-            options["connect_args"] = {
-                "server_settings": {"statement_timeout": str(self.db_statement_timeout_ms)}
-            }
+            server_settings["statement_timeout"] = str(self.db_statement_timeout_ms)
+        options["connect_args"] = {
+            "timeout": self.db_connect_timeout,
+            "server_settings": server_settings,
+        }
         return options
 
 

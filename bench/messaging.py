@@ -9,8 +9,14 @@
    answers at ``KEEL_BENCH_REDIS_URL``, default 127.0.0.1:6379).
 3. ``latency``: from ``commit()`` returning to the message reaching a
    subscriber, through a running relay woken by LISTEN/NOTIFY.
+4. ``relay vs bare`` and 5. ``commands vs bare``: the ledger's relay
+   (events/s from the outbox to Redis Streams) and its consumer
+   (commands/s from the stream to the committed effect), each beside a
+   bare redis-py + asyncpg loop doing the same I/O, with a profile of where
+   Keel's time goes (``bench.messaging_ledger``). They need Redis.
 
-    uv run python -m bench.messaging            # ~20 s
+    uv run python -m bench.messaging                      # ~2 min on two busy cores
+    uv run python -m bench.messaging --sections ledger    # sections 4-5 only
     uv run python -m bench.messaging --rounds 9 --ops 300 --json out/messaging.json
 """
 
@@ -28,6 +34,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from sqlalchemy import Column, Integer, Table, Uuid, text
 from sqlalchemy.orm import registry
 
@@ -37,6 +45,7 @@ from adapters.database import DatabaseSessionManager
 from adapters.outbox import SqlAlchemyOutbox, SqlAlchemyOutboxStore, outbox_table
 from adapters.relay import OutboxRelay, create_relay
 from adapters.serialization import MessageRegistry
+from bench.messaging_ledger import compare_commands, compare_relay, open_arena, profile_keel
 from bench.postgres import BenchDatabaseError, fresh_database
 from bench.report import bootstrap_interval, ratio_of_totals, table, write_json
 from domain.aggregate import Aggregate, Event
@@ -44,6 +53,7 @@ from service_layer.unit_of_work import SqlAlchemyUnitOfWork, repository
 
 STREAM = "bench.events"
 REDIS_ENV_VAR = "KEEL_BENCH_REDIS_URL"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -219,7 +229,7 @@ async def bench_latency(
 
 
 async def redis_broker() -> RedisStreamsBroker | None:
-    url = os.environ.get(REDIS_ENV_VAR, "redis://127.0.0.1:6379/0")
+    url = os.environ.get(REDIS_ENV_VAR, DEFAULT_REDIS_URL)
     broker = RedisStreamsBroker(url, prefix=f"keel-bench-{uuid4().hex[:8]}:")
     try:
         await broker.start()
@@ -228,39 +238,36 @@ async def redis_broker() -> RedisStreamsBroker | None:
     return broker
 
 
-async def main(arguments: argparse.Namespace) -> int:
-    try:
-        async with fresh_database("keel_bench_msg") as database:
-            manager = DatabaseSessionManager()
-            manager.init(database.sqlalchemy_url)
-            try:
-                ids = await setup(manager, counters=50)
-                commit = await bench_commit(manager, ids, arguments.rounds, arguments.ops)
-                relay_rates: dict[str, float] = {}
-                memory = InProcessBroker()
-                for count in (1, 2):
-                    relay_rates[f"in-process, {count} relay(s)"] = await bench_relay(
-                        manager, ids, memory, arguments.relay_rows, count
-                    )
-                redis = await redis_broker()
-                if redis is not None:
-                    try:
-                        for count in (1, 2):
-                            relay_rates[f"redis, {count} relay(s)"] = await bench_relay(
-                                manager, ids, redis, arguments.relay_rows, count
-                            )
-                    finally:
-                        client = redis.client
-                        keys = [key async for key in client.scan_iter(match=redis.prefix + "*")]
-                        if keys:
-                            await client.delete(*keys)
-                        await redis.stop()
-                latencies = await bench_latency(manager, ids, arguments.latency_samples)
-            finally:
-                await manager.close()
-    except BenchDatabaseError as exc:
-        print(f"bench.messaging: {exc}", file=sys.stderr)
-        return 2
+async def kernel_sections(arguments: argparse.Namespace) -> dict[str, Any]:
+    """Sections 1-3 on the bench's own counter aggregate; prints them, returns the figures."""
+    async with fresh_database("keel_bench_msg") as database:
+        manager = DatabaseSessionManager()
+        manager.init(database.sqlalchemy_url)
+        try:
+            ids = await setup(manager, counters=50)
+            commit = await bench_commit(manager, ids, arguments.rounds, arguments.ops)
+            relay_rates: dict[str, float] = {}
+            memory = InProcessBroker()
+            for count in (1, 2):
+                relay_rates[f"in-process, {count} relay(s)"] = await bench_relay(
+                    manager, ids, memory, arguments.relay_rows, count
+                )
+            redis = await redis_broker()
+            if redis is not None:
+                try:
+                    for count in (1, 2):
+                        relay_rates[f"redis, {count} relay(s)"] = await bench_relay(
+                            manager, ids, redis, arguments.relay_rows, count
+                        )
+                finally:
+                    client = redis.client
+                    keys = [key async for key in client.scan_iter(match=redis.prefix + "*")]
+                    if keys:
+                        await client.delete(*keys)
+                    await redis.stop()
+            latencies = await bench_latency(manager, ids, arguments.latency_samples)
+        finally:
+            await manager.close()
 
     print(f"commit with one published event ({arguments.rounds} rounds x {arguments.ops} ops)")
     print(
@@ -282,29 +289,109 @@ async def main(arguments: argparse.Namespace) -> int:
     p95 = ordered[max(0, int(len(ordered) * 0.95) - 1)]
     print(
         f"\ncommit -> subscriber latency through LISTEN/NOTIFY ({len(latencies)} samples): "
-        f"median {statistics.median(latencies) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms"
+        f"median {statistics.median(latencies) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms\n"
     )
-    if arguments.json:
-        write_json(
-            Path(arguments.json),
-            {
-                "commit": commit,
-                "relay": relay_rates,
-                "latency_ms": {
-                    "median": statistics.median(latencies) * 1000,
-                    "p95": p95 * 1000,
-                },
-            },
+    return {
+        "commit": commit,
+        "relay": relay_rates,
+        "latency_ms": {"median": statistics.median(latencies) * 1000, "p95": p95 * 1000},
+    }
+
+
+def _print_comparison(title: str, unit: str, comparison: dict[str, Any]) -> None:
+    print(title)
+    print(
+        table(
+            ["contender", f"{unit}/s"],
+            [[name, f"{rate:,.0f}"] for name, rate in comparison["rates"].items()],
         )
+    )
+    low, high = comparison["interval"]
+    print(f"keel / bare throughput: {comparison['ratio']:.3f} (95% CI {low:.3f}..{high:.3f})\n")
+
+
+async def ledger_sections(arguments: argparse.Namespace) -> dict[str, Any] | None:
+    """Sections 4-5: the ledger's relay and consumer beside bare redis-py + asyncpg loops."""
+    url = os.environ.get(REDIS_ENV_VAR, DEFAULT_REDIS_URL)
+    if not await redis_answers(url):
+        print(f"ledger messaging skipped: no Redis answers at {REDIS_ENV_VAR} or {url}\n")
+        return None
+    rounds = arguments.ledger_rounds
+    async with fresh_database("keel_bench_ledger") as database, open_arena(database, url) as arena:
+        relay = (await compare_relay(arena, rounds, arguments.relay_rows)).summary()
+        commands = (await compare_commands(arena, rounds, arguments.commands)).summary()
+        profiles = (
+            await profile_keel(arena, arguments.relay_rows, arguments.commands)
+            if arguments.profile
+            else {}
+        )
+    _print_comparison(
+        f"relay: outbox -> Redis Streams, marked ({rounds} rounds x "
+        f"{arguments.relay_rows} events; bare = asyncpg + redis-py)",
+        "events",
+        relay,
+    )
+    _print_comparison(
+        f"commands: Redis Streams -> committed effect, acked ({rounds} rounds x "
+        f"{arguments.commands} deposits; bare = redis-py XREADGROUP + asyncpg)",
+        "commands",
+        commands,
+    )
+    for name, report in profiles.items():
+        print(f"== where Keel's time goes: {name} (one profiled round)\n{report}\n")
+    return {"relay_vs_bare": relay, "commands_vs_bare": commands}
+
+
+async def redis_answers(url: str) -> bool:
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        await client.ping()
+    except (RedisError, OSError):
+        return False
+    finally:
+        await client.aclose()
+    return True
+
+
+async def main(arguments: argparse.Namespace) -> int:
+    results: dict[str, Any] = {}
+    try:
+        if "kernel" in arguments.sections:
+            results.update(await kernel_sections(arguments))
+        if "ledger" in arguments.sections:
+            results["ledger"] = await ledger_sections(arguments)
+    except BenchDatabaseError as exc:
+        print(f"bench.messaging: {exc}", file=sys.stderr)
+        return 2
+    if arguments.json:
+        write_json(Path(arguments.json), results)
     return 0
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.messaging", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.messaging",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=("kernel", "ledger"),
+        default=["kernel", "ledger"],
+        help="kernel: sections 1-3; ledger: sections 4-5 (default: both)",
+    )
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--ops", type=int, default=200, help="commits per contender per round")
     parser.add_argument("--relay-rows", type=int, default=2000)
     parser.add_argument("--latency-samples", type=int, default=20)
+    parser.add_argument("--ledger-rounds", type=int, default=5, help="rounds of sections 4-5")
+    parser.add_argument(
+        "--commands", type=int, default=300, help="deposits per contender per round"
+    )
+    parser.add_argument(
+        "--no-profile", dest="profile", action="store_false", help="skip the profiled rounds"
+    )
     parser.add_argument("--json", help="also write the results to this file")
     return parser.parse_args(argv)
 

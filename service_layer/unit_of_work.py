@@ -37,6 +37,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from adapters.database import run_to_completion
 from adapters.repository import InMemoryRepository, InMemoryStore, Repository, SqlAlchemyRepository
 from domain.aggregate import Aggregate, Event
 from domain.errors import ConcurrencyError, DuplicateKeyError
@@ -309,11 +310,21 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self._session = self.session_factory()
 
     async def _commit(self) -> None:
-        await self.session.commit()
+        try:
+            await self.session.commit()
+        except Exception:
+            # A COMMIT refused by a deferred constraint leaves SQLite's
+            # transaction open, and closing the session does not end it: the
+            # pooled connection would carry the refused writes into the next
+            # unit of work. PostgreSQL has already ended it. The commit's error
+            # is the one to report, whatever the rollback runs into.
+            with contextlib.suppress(Exception):
+                await self._rollback()
+            raise
 
     async def _rollback(self) -> None:
         if self._session is not None:
-            await self._session.rollback()
+            await run_to_completion(self._session.rollback())
 
     async def _discard(self) -> None:
         # Nothing here: ``_close`` closes the session, which rolls the
@@ -325,7 +336,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     async def _close(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
-            await session.close()
+            # Shielded: a cancellation arriving now must not cut the rollback short.
+            await run_to_completion(session.close())
 
     @contextlib.asynccontextmanager
     async def _savepoint(self) -> AsyncIterator[None]:

@@ -28,7 +28,7 @@ from sqlalchemy.pool import NullPool
 from adapters.database import metadata, parse_database_url
 from adapters.migrate import schema_filters, tables_defined_in
 
-MODULES = ("adapters.ledger.tables",)
+MODULES = ("adapters.ledger.tables", "adapters.outbox", "adapters.inbox")
 """Modules whose tables these migrations manage; importing one puts its tables on
 ``metadata``. Remove a line together with the package it names."""
 

@@ -9,7 +9,14 @@ the in-process broker and Redis Streams behave the same to a handler:
 - it raised on the ``max_deliveries``-th attempt, or the message cannot be
   parsed at all (:class:`~adapters.serialization.MalformedMessage`, also
   raised by a handler that finds the payload unusable): it goes to
-  ``<stream>.dead`` with the reason, and is acknowledged.
+  ``<stream>.dead`` with the reason, and is acknowledged;
+- it raised because the database could not be reached
+  (:func:`~adapters.outages.is_database_unavailable`): that is not the
+  message's fault, so it is left unacknowledged *whatever the attempt count*
+  (an outage longer than ``max_deliveries`` redeliveries must not send good
+  messages to the dead letters), and the consumer pauses before it takes the
+  next message, from ``outage_pause_min`` doubling up to ``outage_pause_max``
+  while the outage lasts, instead of failing every message in the stream.
 
 Stream names are logical (``ledger.events``); an adapter adds its
 ``prefix`` (``STREAM_PREFIX``) on the wire.
@@ -18,18 +25,23 @@ Stream names are logical (``ledger.events``); an adapter adds its
 from __future__ import annotations
 
 import abc
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from adapters.outages import is_database_unavailable
 from adapters.serialization import MalformedMessage, decode
 
 logger = logging.getLogger(__name__)
 
 DEAD_LETTER_SUFFIX = ".dead"
 DEFAULT_MAX_DELIVERIES = 5
+OUTAGE_PAUSE_MIN = 0.1
+OUTAGE_PAUSE_MAX = 5.0
+"""Bounds of a consumer's pause after a delivery failed on an unreachable database (s)."""
 
 
 def dead_letter_stream(stream: str) -> str:
@@ -92,6 +104,9 @@ class Broker(abc.ABC):
             raise ValueError(f"max_deliveries must be >= 1, got {max_deliveries}")
         self.prefix = prefix
         self.max_deliveries = max_deliveries
+        self.outage_pause_min = OUTAGE_PAUSE_MIN
+        self.outage_pause_max = OUTAGE_PAUSE_MAX
+        self._outage_pause = 0.0
 
     def wire_name(self, stream: str) -> str:
         """The stream's name on the broker, with the configured prefix."""
@@ -177,7 +192,10 @@ class Broker(abc.ABC):
             await ack()
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            if attempt >= self.max_deliveries:
+            if is_database_unavailable(exc):
+                await nack()
+                await self._pause_for_outage(stream, message["message_id"], exc)
+            elif attempt >= self.max_deliveries:
                 await self.dead_letter(
                     stream, raw, f"failed {attempt} times, last: {reason}", attempts=attempt
                 )
@@ -194,4 +212,22 @@ class Broker(abc.ABC):
                 )
                 await nack()
         else:
+            self._outage_pause = 0.0
             await ack()
+
+    async def _pause_for_outage(self, stream: str, message_id: str, exc: Exception) -> None:
+        """Hold this consumer back while the database is unreachable; the message comes back."""
+        self._outage_pause = min(
+            self.outage_pause_max, max(self.outage_pause_min, self._outage_pause * 2)
+        )
+        # The exception's type only: driver messages can name hosts and users.
+        logger.warning(
+            "database unavailable; the message stays unacknowledged and the consumer pauses",
+            extra={
+                "stream": stream,
+                "message_id": message_id,
+                "cause": type(exc).__name__,
+                "pause_s": self._outage_pause,
+            },
+        )
+        await asyncio.sleep(self._outage_pause)

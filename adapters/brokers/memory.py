@@ -44,8 +44,10 @@ class _Subscription:
 class InProcessBroker(Broker):
     """Streams in memory, for the embedded default and for tests.
 
-    ``published`` keeps every message published per wire stream name, and
-    ``dead`` every dead letter, for inspection.
+    ``published`` keeps the messages published per wire stream name, and
+    ``dead`` every dead letter, for inspection: all of them by default (tests),
+    the last ``history`` per stream when given — a long-running service must
+    not keep every event it ever sent.
     """
 
     def __init__(
@@ -54,9 +56,11 @@ class InProcessBroker(Broker):
         prefix: str = "",
         max_deliveries: int = 5,
         redelivery_delay: float = 0.05,
+        history: int | None = None,
     ) -> None:
         super().__init__(prefix=prefix, max_deliveries=max_deliveries)
         self.redelivery_delay = redelivery_delay
+        self.history = history
         self.published: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self.dead: defaultdict[str, list[DeadLetter]] = defaultdict(list)
         self._queues: dict[tuple[str, str], asyncio.Queue[_Entry]] = {}
@@ -71,7 +75,10 @@ class InProcessBroker(Broker):
         # here, and consumers never share an object with the publisher.
         raw = encode(message)
         name = self.wire_name(stream)
-        self.published[name].append(json.loads(raw))
+        kept = self.published[name]
+        kept.append(json.loads(raw))
+        if self.history is not None and len(kept) > self.history:
+            del kept[: len(kept) - self.history]
         for (queue_stream, _group), queue in self._queues.items():
             if queue_stream == name:
                 queue.put_nowait(_Entry(raw, dict(headers or {})))

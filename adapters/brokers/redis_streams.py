@@ -27,7 +27,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from uuid import uuid4
 
@@ -46,6 +46,24 @@ logger = logging.getLogger(__name__)
 def default_consumer_name() -> str:
     """Unique per process, so that a restarted process never owns a dead one's entries."""
     return f"{socket.gethostname()}-{os.getpid()}-{uuid4().hex[:6]}"
+
+
+ENTRY_FIELDS = "keel_entry_fields"
+"""Where :func:`_parse_entry` keeps an entry's fields for :meth:`RedisStreamsBroker._on_entry`."""
+
+
+async def _parse_entry(
+    message: Mapping[str, Any], original: Callable[[Mapping[str, Any]], Awaitable[Any]]
+) -> Any:
+    """FastStream's own stream parser, shown none of the entry's fields.
+
+    It takes a field named ``headers`` for its envelope's headers and fails
+    on anything but a JSON object — the relay's ``headers`` field is JSON
+    *text* — before any handler runs: such an entry could then be neither
+    acknowledged nor dead-lettered, and would come back for ever.
+    ``_on_entry`` reads the fields itself; FastStream only needs the ids.
+    """
+    return await original({**message, "data": {}, ENTRY_FIELDS: message["data"]})
 
 
 def _text(value: bytes | str | None) -> str | None:
@@ -74,10 +92,16 @@ class RedisStreamsBroker(Broker):
         poll_ms: int = 100,
         maxlen: int | None = None,
         graceful_timeout: float = 5.0,
+        read_count: int = 10,
     ) -> None:
         super().__init__(prefix=prefix, max_deliveries=max_deliveries)
         self.claim_idle_ms = claim_idle_ms
         self.poll_ms = poll_ms
+        # Entries one XREADGROUP takes. They wait in this consumer's line, idle
+        # as far as Redis can tell: unbounded, a backlog longer than
+        # claim_idle_ms would be claimed again while still queued here, and
+        # each claim counts as a delivery towards the dead-letter limit.
+        self.read_count = read_count
         self.maxlen = maxlen
         self._faststream = RedisBroker(
             url,
@@ -108,8 +132,10 @@ class RedisStreamsBroker(Broker):
         self._client = client
 
     async def stop(self) -> None:
-        self._client = None
+        # FastStream's stop waits for the handlers in flight (graceful_timeout);
+        # they may still dead-letter through the client, so it goes last.
         await self._faststream.stop()
+        self._client = None
 
     async def publish(
         self, stream: str, message: Mapping[str, Any], headers: Mapping[str, str] | None = None
@@ -151,8 +177,15 @@ class RedisStreamsBroker(Broker):
             await self._on_entry(stream, handler, message, reclaimed=True)
 
         self._faststream.subscriber(
-            stream=StreamSub(name, group=group, consumer=consumer, polling_interval=self.poll_ms),
+            stream=StreamSub(
+                name,
+                group=group,
+                consumer=consumer,
+                polling_interval=self.poll_ms,
+                max_records=self.read_count,
+            ),
             ack_policy=AckPolicy.MANUAL,
+            parser=_parse_entry,
         )(on_new)
         self._faststream.subscriber(
             stream=StreamSub(
@@ -163,6 +196,7 @@ class RedisStreamsBroker(Broker):
                 polling_interval=max(self.poll_ms, min(self.claim_idle_ms // 2, 1_000)),
             ),
             ack_policy=AckPolicy.MANUAL,
+            parser=_parse_entry,
         )(on_reclaimed)
 
     async def _on_entry(
@@ -173,7 +207,8 @@ class RedisStreamsBroker(Broker):
         *,
         reclaimed: bool,
     ) -> None:
-        fields: Mapping[bytes, bytes] = message.raw_message["data"]
+        entry: Mapping[str, Any] = message.raw_message
+        fields: Mapping[bytes, bytes] = entry[ENTRY_FIELDS]
         raw = _text(fields.get(b"data"))
         if raw is None and b"__data__" in fields:
             # Published through FastStream itself: unwrap its envelope.

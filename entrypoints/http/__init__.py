@@ -1,5 +1,7 @@
-"""The HTTP entrypoint: a FastAPI app that speaks the ledger contract."""
+"""The HTTP entrypoint: a FastAPI app that speaks the ledger contract.
 
-from entrypoints.http.app import create_app
-
-__all__ = ["create_app"]
+Import the app factory from ``entrypoints.http.app``. The package itself
+imports nothing, so that the message consumer can reuse ``schemas`` (the
+same validation as the HTTP bodies) without loading the app, which in turn
+starts the consumer.
+"""

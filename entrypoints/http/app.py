@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from adapters.container import DependencyContainer
 from adapters.settings import Settings, load_settings
@@ -21,7 +22,9 @@ from entrypoints.bootstrap import bootstrap
 from entrypoints.http import health_routes, ledger_routes
 from entrypoints.http.docs import install_docs
 from entrypoints.http.limits import BodySizeLimit
+from entrypoints.http.logging import RequestLogMiddleware
 from entrypoints.http.problems import problem_handlers
+from entrypoints.messaging import serving_messages
 from service_layer.ledger.unit_of_work import LedgerUnitOfWork
 
 MAX_BODY_BYTES = 64 * 1024
@@ -32,6 +35,13 @@ A money ledger: accounts, deposits, withdrawals and transfers, with idempotent
 writes keyed by the client's `reference`. Every error is an RFC 9457
 `application/problem+json` document with a stable `code`.
 """
+
+
+class _LoggedApp(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's ServerErrorMiddleware, which add_middleware cannot
+        # reach: so even its last-resort 500 is logged and carries X-Request-ID.
+        return RequestLogMiddleware(super().build_middleware_stack())
 
 
 def create_app(
@@ -49,11 +59,12 @@ def create_app(
         owned = bootstrap(settings if settings is not None else load_settings())
         app.state.container = owned
         try:
-            yield
+            async with serving_messages(owned):  # the relay, and the embedded consumer
+                yield
         finally:
             await owned.session_manager.close()
 
-    app = FastAPI(
+    app = _LoggedApp(
         title="Keel ledger",
         version=version("keel"),
         description=DESCRIPTION,

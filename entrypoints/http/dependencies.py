@@ -1,6 +1,8 @@
-"""What a ledger route receives from FastAPI: a fresh unit of work and the retry policy.
+"""What a ledger route receives from FastAPI: the message bus, or a fresh unit of work.
 
-Both come from the container the app's lifespan (or a test) put on
+Writes go through the bus as commands, exactly as the message consumer
+sends them; reads call the service layer's query functions with a unit of
+work. Both come from the container the app's lifespan (or a test) put on
 ``app.state.container``; routes never see a session or an engine.
 """
 
@@ -11,9 +13,9 @@ from typing import Annotated
 from fastapi import Depends
 
 from adapters.container import ContainerDep
-from entrypoints.bootstrap import retry_policy
+from entrypoints.bootstrap import LedgerContainer
 from service_layer.ledger.unit_of_work import LedgerUnitOfWork
-from service_layer.retry import RetryPolicy
+from service_layer.messagebus import MessageBus
 
 
 def ledger_unit_of_work(container: ContainerDep) -> LedgerUnitOfWork:
@@ -27,9 +29,15 @@ def ledger_unit_of_work(container: ContainerDep) -> LedgerUnitOfWork:
     return uow
 
 
-def conflict_retry_policy(container: ContainerDep) -> RetryPolicy:
-    return retry_policy(container.settings)
+async def ledger_bus(container: ContainerDep) -> MessageBus[LedgerUnitOfWork]:
+    """The bus ``bootstrap`` wired: its units of work write the outbox, so events go out."""
+    if not isinstance(container, LedgerContainer):
+        raise TypeError(
+            f"the container is a {type(container).__name__}, the ledger routes need the "
+            "message bus of a LedgerContainer; build it with entrypoints.bootstrap.bootstrap()"
+        )
+    return container.bus
 
 
 LedgerUnitOfWorkDep = Annotated[LedgerUnitOfWork, Depends(ledger_unit_of_work)]
-RetryPolicyDep = Annotated[RetryPolicy, Depends(conflict_retry_policy)]
+LedgerBusDep = Annotated[MessageBus[LedgerUnitOfWork], Depends(ledger_bus)]

@@ -1,9 +1,12 @@
 """The ledger's routes, exactly as ``shared/contract/ledger-api.md`` lists them.
 
-Each route parses its input, calls one service-layer function and shapes the
-answer: 201 with the new resource, or 200 with the first result when the
-service reports a replay of the same ``reference``. Errors are raised by the
-service layer and turned into problem documents by ``problems.py``.
+Each route parses its input, makes one call into the service layer and
+shapes the answer: 201 with the new resource, or 200 with the first result
+when the service reports a replay of the same ``reference``. A write is a
+command handed to the message bus — the same command, handler and outbox as
+when it arrives on ``ledger.commands`` — and a read calls a query function.
+Errors are raised by the service layer and turned into problem documents by
+``problems.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from entrypoints.http.dependencies import LedgerUnitOfWorkDep, RetryPolicyDep
+from domain.ledger.commands import Deposit, OpenAccount, Transfer, Withdraw
+from entrypoints.http.dependencies import LedgerBusDep, LedgerUnitOfWorkDep
 from entrypoints.http.problems import problem_responses
 from entrypoints.http.schemas import (
     MAX_PAGE,
@@ -26,6 +30,7 @@ from entrypoints.http.schemas import (
     TransferResponse,
 )
 from service_layer.ledger import services
+from service_layer.ledger.views import AccountView, EntryView, Outcome, TransferView
 
 router = APIRouter(tags=["ledger"])
 
@@ -46,9 +51,9 @@ def _status(created: bool) -> int:
     summary="Open an account",
 )
 async def open_account(
-    body: OpenAccountRequest, uow: LedgerUnitOfWorkDep, request: Request, response: Response
+    body: OpenAccountRequest, bus: LedgerBusDep, request: Request, response: Response
 ) -> AccountResponse:
-    view = await services.open_account(uow, owner=body.owner, currency=body.currency)
+    view: AccountView = await bus.handle(OpenAccount(owner=body.owner, currency=body.currency))
     response.headers["Location"] = str(request.url_for("get_account", account_id=view.id))
     return AccountResponse.model_validate(view)
 
@@ -65,15 +70,10 @@ async def get_account(account_id: UUID, uow: LedgerUnitOfWorkDep) -> AccountResp
     summary="Deposit money",
 )
 async def deposit(
-    account_id: UUID,
-    body: MovementRequest,
-    uow: LedgerUnitOfWorkDep,
-    policy: RetryPolicyDep,
-    response: Response,
+    account_id: UUID, body: MovementRequest, bus: LedgerBusDep, response: Response
 ) -> EntryResponse:
-    outcome = await services.deposit(
-        uow, account_id=account_id, amount=body.amount, reference=body.reference, policy=policy
-    )
+    command = Deposit(account_id=account_id, amount=body.amount, reference=body.reference)
+    outcome: Outcome[EntryView] = await bus.handle(command)
     response.status_code = _status(outcome.created)
     return EntryResponse.model_validate(outcome.value)
 
@@ -85,15 +85,10 @@ async def deposit(
     summary="Withdraw money",
 )
 async def withdraw(
-    account_id: UUID,
-    body: MovementRequest,
-    uow: LedgerUnitOfWorkDep,
-    policy: RetryPolicyDep,
-    response: Response,
+    account_id: UUID, body: MovementRequest, bus: LedgerBusDep, response: Response
 ) -> EntryResponse:
-    outcome = await services.withdraw(
-        uow, account_id=account_id, amount=body.amount, reference=body.reference, policy=policy
-    )
+    command = Withdraw(account_id=account_id, amount=body.amount, reference=body.reference)
+    outcome: Outcome[EntryView] = await bus.handle(command)
     response.status_code = _status(outcome.created)
     return EntryResponse.model_validate(outcome.value)
 
@@ -123,20 +118,15 @@ async def list_entries(
     summary="Move money between two accounts of one currency",
 )
 async def transfer(
-    body: TransferRequest,
-    uow: LedgerUnitOfWorkDep,
-    policy: RetryPolicyDep,
-    request: Request,
-    response: Response,
+    body: TransferRequest, bus: LedgerBusDep, request: Request, response: Response
 ) -> TransferResponse:
-    outcome = await services.transfer(
-        uow,
+    command = Transfer(
         source_id=body.source_id,
         target_id=body.target_id,
         amount=body.amount,
         reference=body.reference,
-        policy=policy,
     )
+    outcome: Outcome[TransferView] = await bus.handle(command)
     response.status_code = _status(outcome.created)
     if outcome.created:
         location = request.url_for("get_transfer", transfer_id=outcome.value.id)

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from adapters.outages import is_database_unavailable, is_statement_timeout
 from domain.errors import ConcurrencyError, DomainError, NotFound
 
 logger = logging.getLogger(__name__)
@@ -196,26 +197,38 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 
 def database_unavailable() -> ProblemResponse:
-    """The 503 every database outage answers, with a ``Retry-After``."""
+    """The 503 every database outage answers, with a ``Retry-After``.
+
+    The detail does not claim "nothing was applied": when the connection
+    drops during ``COMMIT`` nobody can know. What is safe to say is what the
+    client should do: send it again, and a write with the same ``reference``
+    is applied at most once.
+    """
     return problem(
         503,
         "database_unavailable",
-        "the database is not answering; nothing was applied, try again later",
+        "the database could not be reached; try again later (a write sent again "
+        "with the same reference is applied at most once)",
         title="Service unavailable",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 
-def is_database_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` means "the database cannot be reached" rather than "a bug"."""
-    if isinstance(exc, OSError | sa_exc.OperationalError | sa_exc.InterfaceError):
-        return True
-    if isinstance(exc, sa_exc.TimeoutError):  # the pool had no connection to give
-        return True
-    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+def database_timeout() -> ProblemResponse:
+    """The 503 of a statement that outlived ``DB_STATEMENT_TIMEOUT_MS``: rolled back, retryable."""
+    return problem(
+        503,
+        "database_timeout",
+        "the database did not finish in time; nothing was applied, try again later",
+        title="Service unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
+    if is_statement_timeout(exc):
+        logger.warning("statement timeout while serving %s %s", request.method, request.url.path)
+        return database_timeout()
     if not is_database_unavailable(exc):
         return await _unexpected(request, exc, log=True)
     # The type only: driver messages can name hosts and users, and that is enough to debug.
@@ -267,6 +280,7 @@ __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "Problem",
     "ProblemResponse",
+    "database_timeout",
     "database_unavailable",
     "problem",
     "problem_handlers",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from uuid import uuid4
 
 import httpx
@@ -12,8 +13,9 @@ from asgi_lifespan import LifespanManager
 from adapters.container import DependencyContainer
 from adapters.database import DatabaseSessionManager, session_manager
 from adapters.settings import Settings
-from entrypoints.bootstrap import bootstrap
+from entrypoints.bootstrap import LedgerContainer, bootstrap, retry_policy
 from entrypoints.http.app import create_app
+from service_layer.ledger.handlers import build_bus
 from service_layer.ledger.unit_of_work import LedgerUnitOfWork
 from tests.e2e.api import assert_problem
 from tests.e2e.conftest import BASE_URL
@@ -50,10 +52,12 @@ async def client_with_a_bug(
     def make_unit_of_work() -> LedgerUnitOfWork:
         raise BrokenUnitOfWork("internal detail: table ledger_accounts at 0xdeadbeef")
 
-    broken = DependencyContainer(
-        settings=container.settings,
-        session_manager=container.session_manager,
+    # The same wiring around a unit of work that blows up; writes reach it through the bus.
+    assert isinstance(container, LedgerContainer)
+    broken = replace(
+        container,
         uow_factory=make_unit_of_work,
+        bus=build_bus(make_unit_of_work, policy=retry_policy(container.settings)),
     )
     app = create_app(container=broken)
     # Starlette answers the 500 and then re-raises for the server to log; httpx

@@ -43,9 +43,8 @@ async def test_a_transfer_answers_201_and_moves_the_money(client: httpx.AsyncCli
 async def test_a_transfer_is_read_back_at_its_location(client: httpx.AsyncClient) -> None:
     source = await funded_account(client, 100)
     target = await open_account(client)
-    created = await client.post(
-        "/transfers", json=TransferBody.build(source_id=source["id"], target_id=target["id"])
-    )
+    body = TransferBody.build(source_id=source["id"], target_id=target["id"], amount=100)
+    created = await client.post("/transfers", json=body)
 
     fetched = await client.get(created.headers["location"])
 

@@ -82,4 +82,7 @@ def test_postgres_pool_settings_reach_the_engine_options(
     options = load_settings().engine_options()
 
     assert options["pool_size"] == 3
-    assert options["connect_args"] == {"server_settings": {"statement_timeout": "15000"}}
+    assert options["connect_args"] == {
+        "timeout": 5.0,
+        "server_settings": {"application_name": "keel", "statement_timeout": "15000"},
+    }

@@ -201,6 +201,24 @@ class ThrowawayCluster:
             " ".join(server_options),
         )
 
+    async def restart(self) -> None:
+        """Stop the server the way an operator would (``fast``: sessions are ended) and
+        start it again with the same options; the data survives. ``--log`` again, or
+        the new server would inherit, and hold open, the pipe this waits on."""
+        await self._run(
+            "pg_ctl",
+            "restart",
+            "--pgdata",
+            str(self.data),
+            "--mode",
+            "fast",
+            "--wait",
+            "--timeout",
+            "60",
+            "--log",
+            str(self.directory / "server.log"),
+        )
+
     async def stop(self) -> None:
         try:
             if (self.data / "postmaster.pid").exists():

@@ -1,0 +1,62 @@
+"""What the ledger can be asked to do, and how it announces that it refused.
+
+The four commands are the ledger's writes as messages. The message consumer
+rebuilds them from ``ledger.commands`` and the HTTP routes build them from
+request bodies; both hand them to the same message bus, so a deposit is one
+code path whichever way it arrived. Like the events, they are plain data:
+validation of the wire format happens at the entrypoints, and the domain
+checks every value again when it acts on it.
+
+``CommandRejected`` is an event that no aggregate raises: the consumer writes
+it to the outbox when a domain rule refuses a command that came from the
+broker, since the sender has no HTTP response to read the refusal from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from uuid import UUID, uuid4
+
+from domain.aggregate import Event
+from domain.messages import Command
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenAccount(Command):
+    """Open an empty account. ``account_id`` is chosen by the sender so that a
+    replayed command opens the same account; an in-process caller may leave it out."""
+
+    owner: str
+    currency: str
+    account_id: UUID = field(default_factory=uuid4)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deposit(Command):
+    account_id: UUID
+    amount: int
+    reference: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Withdraw(Command):
+    account_id: UUID
+    amount: int
+    reference: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transfer(Command):
+    source_id: UUID
+    target_id: UUID
+    amount: int
+    reference: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandRejected(Event):
+    """A command from the broker that a domain rule refused; ``code`` is the error's code."""
+
+    command_message_id: str
+    code: str
+    detail: str
