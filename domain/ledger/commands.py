@@ -14,8 +14,8 @@ broker, since the sender has no HTTP response to read the refusal from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from uuid import UUID, uuid4
+from dataclasses import dataclass
+from uuid import UUID
 
 from domain.aggregate import Event
 from domain.messages import Command
@@ -23,12 +23,16 @@ from domain.messages import Command
 
 @dataclass(frozen=True, kw_only=True)
 class OpenAccount(Command):
-    """Open an empty account. ``account_id`` is chosen by the sender so that a
-    replayed command opens the same account; an in-process caller may leave it out."""
+    """Open an empty account.
+
+    A command from the broker names the ``account_id``, so that a replay opens
+    the same account rather than a second one; an HTTP request leaves it out
+    and the domain makes a new id.
+    """
 
     owner: str
     currency: str
-    account_id: UUID = field(default_factory=uuid4)
+    account_id: UUID | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
