@@ -302,8 +302,11 @@ def _print_comparison(title: str, unit: str, comparison: dict[str, Any]) -> None
     print(title)
     print(
         table(
-            ["contender", f"{unit}/s"],
-            [[name, f"{rate:,.0f}"] for name, rate in comparison["rates"].items()],
+            ["contender", f"{unit}/s", f"CPU ms/{unit[:-1]}"],
+            [
+                [name, f"{rate:,.0f}", f"{comparison['cpu_ms_per_op'][name]:.2f}"]
+                for name, rate in comparison["rates"].items()
+            ],
         )
     )
     low, high = comparison["interval"]

@@ -30,7 +30,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID, uuid4
@@ -310,19 +310,23 @@ async def apply_deposit(connection: asyncpg.Connection, message: dict[str, Any])
 
 @dataclass
 class Comparison:
-    keel: list[Round]
-    bare: list[Round]
+    keel: list[Round] = field(default_factory=list)
+    bare: list[Round] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=lambda: {"keel": 0.0, "bare": 0.0})
+    """Process CPU seconds per contender over its measured rounds."""
 
-    def rates(self) -> dict[str, float]:
-        return {
-            name: sum(ops for ops, _ in rows) / sum(seconds for _, seconds in rows)
-            for name, rows in (("keel", self.keel), ("bare", self.bare))
-        }
+    def rows(self) -> dict[str, list[Round]]:
+        return {"keel": self.keel, "bare": self.bare}
 
     def summary(self) -> dict[str, Any]:
         low, high = bootstrap_interval(self.keel, self.bare)
+        ops = {name: sum(done for done, _ in rows) for name, rows in self.rows().items()}
         return {
-            "rates": self.rates(),
+            "rates": {
+                name: ops[name] / sum(seconds for _, seconds in rows)
+                for name, rows in self.rows().items()
+            },
+            "cpu_ms_per_op": {name: 1000 * self.cpu[name] / ops[name] for name in ops},
             "ratio": ratio_of_totals(self.keel, self.bare),
             "interval": [low, high],
         }
@@ -335,7 +339,7 @@ async def interleave(
     rounds: int, prepare: Callable[[int], Awaitable[None]], keel: Contender, bare: Contender
 ) -> Comparison:
     """``rounds`` rounds of both, after one warm-up each; the order alternates by round."""
-    result = Comparison([], [])
+    result = Comparison()
     for warm_up in (keel, bare):
         await prepare(-1)
         await warm_up()
@@ -345,7 +349,9 @@ async def interleave(
             order.reverse()
         for name, contender in order:
             await prepare(number)
-            (result.keel if name == "keel" else result.bare).append(await contender())
+            cpu = time.process_time()
+            result.rows()[name].append(await contender())
+            result.cpu[name] += time.process_time() - cpu
     return result
 
 
@@ -382,6 +388,7 @@ class Counts:
     statements: int = 0
     commits: int = 0
     rollbacks: int = 0
+    checkouts: int = 0
 
 
 @contextlib.contextmanager
@@ -399,7 +406,15 @@ def counting_sql(arena: Arena) -> Any:
     def rollback(*_: Any) -> None:
         counts.rollbacks += 1
 
-    hooks = (("before_cursor_execute", statement), ("commit", commit), ("rollback", rollback))
+    def checkout(*_: Any) -> None:
+        counts.checkouts += 1
+
+    hooks = (
+        ("before_cursor_execute", statement),
+        ("commit", commit),
+        ("rollback", rollback),
+        ("checkout", checkout),  # a pool event; each checkout pings first (pool_pre_ping)
+    )
     for name, hook in hooks:
         event.listen(engine, name, hook)
     try:
@@ -427,7 +442,8 @@ async def profile_keel(arena: Arena, rows: int, count: int) -> dict[str, str]:
 
 def _report(entries: Any, ops: int, counts: Counts, unit: str) -> str:
     sql = (
-        f"Keel SQL per {unit}: {counts.statements / ops:.2f} statements, "
-        f"{counts.commits / ops:.2f} commits, {counts.rollbacks / ops:.2f} rollbacks"
+        f"Keel per {unit}: {counts.statements / ops:.2f} SQL statements, "
+        f"{counts.commits / ops:.2f} commits, {counts.rollbacks / ops:.2f} rollbacks, "
+        f"{counts.checkouts / ops:.2f} pool checkouts (each with a pre-ping round trip)"
     )
     return sql + "\n" + render_profile(entries, ops, LAYERS, [LAYERS[0][0]], detail_limit=12)

@@ -14,8 +14,8 @@ broker, since the sender has no HTTP response to read the refusal from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from uuid import UUID
+from dataclasses import dataclass, field
+from uuid import UUID, uuid4
 
 from domain.aggregate import Event
 from domain.messages import Command
@@ -26,13 +26,13 @@ class OpenAccount(Command):
     """Open an empty account.
 
     A command from the broker names the ``account_id``, so that a replay opens
-    the same account rather than a second one; an HTTP request leaves it out
-    and the domain makes a new id.
+    the same account rather than a second one; one made in-process (an HTTP
+    request) gets a fresh id here, as it gets a fresh ``message_id``.
     """
 
     owner: str
     currency: str
-    account_id: UUID | None = None
+    account_id: UUID = field(default_factory=uuid4)
 
 
 @dataclass(frozen=True, kw_only=True)
