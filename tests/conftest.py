@@ -39,10 +39,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from uuid import uuid4
 
 import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from adapters.database import safe_url
 from adapters.repository import InMemoryStore
 from tests.support import postgres
 from tests.support.databases import Backend, SqlDatabase
@@ -168,3 +172,41 @@ async def postgres_session_factory(
         yield postgres_database.session_factory
     finally:
         await postgres_database.empty()
+
+
+@pytest.fixture(scope="session")
+async def redis_url() -> str:
+    """The Redis of ``KEEL_TEST_REDIS_URL`` (default: the local server). Never skipped under CI."""
+    url = os.environ.get("KEEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        message = f"no Redis answers at {safe_url(url)}: {type(exc).__name__}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI never skips Redis tests)")
+        pytest.skip(message)
+    finally:
+        await client.aclose()
+    return url
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def stream_prefix(redis_client: aioredis.Redis) -> AsyncIterator[str]:
+    """Stream names of this test's own, deleted afterwards, so runs never collide."""
+    prefix = f"keeltest-{uuid4().hex[:10]}:"
+    try:
+        yield prefix
+    finally:
+        keys = [key async for key in redis_client.scan_iter(match=prefix + "*")]
+        if keys:
+            await redis_client.delete(*keys)

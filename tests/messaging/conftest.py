@@ -12,13 +12,9 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
-from uuid import uuid4
 
 import pytest
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from sqlalchemy import Table, text
 
 from adapters.database import DatabaseSessionManager, metadata
@@ -28,7 +24,6 @@ from tests.messaging.sample_orm import counters, notes
 from tests.support import postgres
 
 TABLES: list[Table] = [outbox_table, inbox_table, counters, notes]
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 async def _create_tables(manager: DatabaseSessionManager) -> None:
@@ -71,39 +66,3 @@ async def sqlite_db(
         yield manager
     finally:
         await manager.close()
-
-
-@pytest.fixture(scope="session")
-async def redis_url() -> str:
-    url = os.environ.get("KEEL_TEST_REDIS_URL", DEFAULT_REDIS_URL)
-    client = aioredis.Redis.from_url(url, socket_connect_timeout=3)
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        message = f"no Redis answers at {url}: {type(exc).__name__}"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI never skips Redis tests)")
-        pytest.skip(message)
-    finally:
-        await client.aclose()
-    return url
-
-
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def stream_prefix(redis_client: aioredis.Redis) -> AsyncIterator[str]:
-    prefix = f"msgtest-{uuid4().hex[:10]}:"
-    try:
-        yield prefix
-    finally:
-        keys = [key async for key in redis_client.scan_iter(match=prefix + "*")]
-        if keys:
-            await redis_client.delete(*keys)

@@ -18,14 +18,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
-from uuid import uuid4
 
 import asyncpg
 import pytest
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 
 from adapters.database import DatabaseSessionManager
@@ -36,7 +32,6 @@ from entrypoints.bootstrap import LedgerContainer, bootstrap
 from tests.messaging_ledger.support import MemoryLedger
 from tests.support import postgres
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 CLAIM_IDLE_MS = 200
 """How long an unacknowledged entry waits before it is delivered again, in these tests."""
 MAX_DELIVERIES = 3
@@ -92,42 +87,6 @@ async def database_url(ledger_database_url: str) -> AsyncIterator[str]:
             await connection.execute(f"TRUNCATE {TABLES} RESTART IDENTITY")
         finally:
             await connection.close()
-
-
-@pytest.fixture(scope="session")
-async def redis_url() -> str:
-    url = os.environ.get("KEEL_TEST_REDIS_URL", DEFAULT_REDIS_URL)
-    client = aioredis.Redis.from_url(url, socket_connect_timeout=3)
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        message = f"no Redis answers at {url}: {type(exc).__name__}"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI never skips Redis tests)")
-        pytest.skip(message)
-    finally:
-        await client.aclose()
-    return url
-
-
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def stream_prefix(redis_client: aioredis.Redis) -> AsyncIterator[str]:
-    prefix = f"ledgertest-{uuid4().hex[:10]}:"
-    try:
-        yield prefix
-    finally:
-        keys = [key async for key in redis_client.scan_iter(match=prefix + "*")]
-        if keys:
-            await redis_client.delete(*keys)
 
 
 @pytest.fixture
