@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.config
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -115,9 +116,8 @@ WORKERS: dict[str, Worker] = {"consume": consumer.consume, "relay": relay.relay}
 
 def _run_worker(worker: Worker, settings: Settings) -> None:
     """Run ``worker`` until SIGTERM or SIGINT sets its stop event."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # The same JSON lines as ``keel serve``, with the database password scrubbed.
+    logging.config.dictConfig(logging_config(settings.database_url))
 
     async def run() -> None:
         stop = asyncio.Event()

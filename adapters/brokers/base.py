@@ -27,6 +27,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -72,6 +73,14 @@ class Delivery:
 
 DeliveryHandler = Callable[[Delivery], Awaitable[None]]
 Settle = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What became of one delivery, for its log line."""
+
+    name: str
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,33 +182,66 @@ class Broker(abc.ABC):
         ack: Settle,
         nack: Settle,
     ) -> None:
-        """Apply the delivery policy of the module doc to one received message."""
+        """Apply the delivery policy of the module doc to one received message.
+
+        Whatever happens, one log line says what became of the message, with
+        its id, the outcome and how long it took.
+        """
+        started = time.perf_counter()
+        outcome = await self._deliver(
+            handler, stream=stream, raw=raw, headers=headers, attempt=attempt, ack=ack, nack=nack
+        )
+        logger.info(
+            "message handled",
+            extra={
+                "stream": stream,
+                "message_id": outcome.message_id,
+                "attempt": attempt,
+                "outcome": outcome.name,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+
+    async def _deliver(
+        self,
+        handler: DeliveryHandler,
+        *,
+        stream: str,
+        raw: str | None,
+        headers: Mapping[str, str],
+        attempt: int,
+        ack: Settle,
+        nack: Settle,
+    ) -> _Outcome:
         if raw is None:
             await self.dead_letter(stream, "", "entry has no 'data' field", attempts=attempt)
             await ack()
-            return
+            return _Outcome("dead_lettered")
         try:
             message = decode(raw)
         except MalformedMessage as exc:
             await self.dead_letter(stream, raw, str(exc), attempts=attempt)
             await ack()
-            return
+            return _Outcome("dead_lettered")
         delivery = Delivery(stream, message, raw, dict(headers), attempt)
         try:
             await handler(delivery)
         except MalformedMessage as exc:
             await self.dead_letter(stream, raw, str(exc), attempts=attempt)
             await ack()
+            return _Outcome("dead_lettered", message["message_id"])
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             if is_database_unavailable(exc):
                 await nack()
                 await self._pause_for_outage(stream, message["message_id"], exc)
+                return _Outcome("database_unavailable", message["message_id"])
             elif attempt >= self.max_deliveries:
                 await self.dead_letter(
                     stream, raw, f"failed {attempt} times, last: {reason}", attempts=attempt
                 )
                 await ack()
+                return _Outcome("dead_lettered", message["message_id"])
             else:
                 logger.warning(
                     "message handler failed; the message will be delivered again",
@@ -211,9 +253,10 @@ class Broker(abc.ABC):
                     },
                 )
                 await nack()
-        else:
-            self._outage_pause = 0.0
-            await ack()
+                return _Outcome("failed_will_retry", message["message_id"])
+        self._outage_pause = 0.0
+        await ack()
+        return _Outcome("handled", message["message_id"])
 
     async def _pause_for_outage(self, stream: str, message_id: str, exc: Exception) -> None:
         """Hold this consumer back while the database is unreachable; the message comes back."""

@@ -109,3 +109,26 @@ def test_the_broker_url_picks_the_adapter() -> None:
 
 def test_malformed_is_a_value_error_so_callers_can_catch_it_broadly() -> None:
     assert issubclass(MalformedMessage, ValueError)
+
+
+async def test_every_delivery_is_logged_once_with_its_id_outcome_and_duration(
+    broker: InProcessBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def fails_once(delivery: Delivery) -> None:
+        if delivery.attempt == 1:
+            raise RuntimeError("transient")
+
+    broker.subscribe(COMMANDS_STREAM, fails_once, group="g")
+    await broker.start()
+    message = a_message()
+
+    with caplog.at_level("INFO", logger="adapters.brokers.base"):
+        await broker.publish(COMMANDS_STREAM, message)
+        await broker.settled()
+
+    lines = [r for r in caplog.records if r.getMessage() == "message handled"]
+    assert [(r.message_id, r.attempt, r.outcome) for r in lines] == [  # type: ignore[attr-defined]
+        (message["message_id"], 1, "failed_will_retry"),
+        (message["message_id"], 2, "handled"),
+    ]
+    assert all(r.duration_ms >= 0 for r in lines)  # type: ignore[attr-defined]
