@@ -141,7 +141,15 @@ class Server:
 def start_server(variant: Variant, database_url: str, logs: Path) -> Server:
     port = free_port()
     log = (logs / f"{variant.name}.log").open("w")
-    environment = {**os.environ, "DATABASE_URL": database_url}
+    # Keel's in-process relay is background work the twins do not have; its
+    # cost is measured by bench.messaging. The request path (outbox row included)
+    # is what is compared here.
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SERVE_RELAY": "false",
+        "SERVE_CONSUMER": "false",
+    }
     process = subprocess.Popen(
         [
             sys.executable,

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from fastapi import Depends, FastAPI, Request, Response, status
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from adapters.ledger.orm import start_mappers
 from adapters.ledger.tables import accounts, transfers
+from adapters.outbox import NOTIFY_CHANNEL, outbox_table
 from adapters.settings import load_settings
 from domain.ledger.account import Account
 from domain.ledger.errors import AccountNotFound, TransferNotFound
@@ -124,9 +126,34 @@ def create_app() -> FastAPI:
             reference=body.reference,
         )
         session.add_all(posting)
+        # The same outbox row Keel writes for TransferCompleted, so both do the same SQL.
+        await session.flush()
+        await session.execute(
+            insert(outbox_table).returning(func.pg_notify(NOTIFY_CHANNEL, "")),
+            [transfer_completed_row(posting.transfer)],
+        )
         await session.commit()
         location = request.url_for("get_transfer", transfer_id=posting.transfer.id)
         response.headers["Location"] = str(location)
         return TransferResponse.model_validate(posting.transfer)
 
     return app
+
+
+def transfer_completed_row(transfer: Transfer) -> dict[str, object]:
+    """The outbox row of a ``TransferCompleted`` event, as Keel's registry would write it."""
+    return {
+        "message_id": uuid4(),
+        "stream": "ledger.events",
+        "aggregate_key": str(transfer.id),
+        "type": "TransferCompleted",
+        "occurred_at": datetime.now(UTC),
+        "payload": {
+            "transfer_id": str(transfer.id),
+            "source_id": str(transfer.source_id),
+            "target_id": str(transfer.target_id),
+            "amount": transfer.amount,
+            "currency": transfer.currency,
+            "reference": transfer.reference,
+        },
+    }

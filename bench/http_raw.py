@@ -12,6 +12,7 @@ HTTP layer costs the same in every variant.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -49,6 +50,10 @@ SELECT_TRANSFER_BY_REFERENCE = (
 )
 INSERT_TRANSFER = (
     f"INSERT INTO ledger_transfers ({TRANSFER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (message_id, stream, aggregate_key, type, occurred_at, payload) "
+    "VALUES ($1, $2, $3, $4, $5, $6) RETURNING pg_notify('keel_outbox', '')"
 )
 INSERT_ENTRY = (
     "INSERT INTO ledger_entries (id, account_id, sequence, kind, amount, balance_after, "
@@ -172,6 +177,18 @@ def create_app() -> FastAPI:
                     (uuid4(), target_id, target["entry_count"] + 1, "transfer_in", amount,
                      credit_balance, reference, transfer_id, now),
                 ],
+            )  # fmt: skip
+            # The same outbox row Keel writes for TransferCompleted.
+            payload = {
+                **{key: str(created[key]) for key in ("source_id", "target_id")},
+                "transfer_id": str(transfer_id),
+                "amount": amount,
+                "currency": created["currency"],
+                "reference": reference,
+            }
+            await connection.execute(
+                INSERT_OUTBOX, uuid4(), "ledger.events", str(transfer_id),
+                "TransferCompleted", now, json.dumps(payload),
             )  # fmt: skip
             for row, balance in ((source, debit_balance), (target, credit_balance)):
                 updated = await connection.execute(
