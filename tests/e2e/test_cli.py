@@ -160,8 +160,7 @@ async def test_keel_serve_answers_the_api_and_stops_cleanly_on_sigterm(server: S
 
     assert deposited.status_code == 201
     assert fetched.json()["balance"] == 1234
-    # After its graceful shutdown uvicorn re-raises the signal it caught, so the
-    # exit status says "ended by SIGTERM" as Unix convention (and systemd) expects.
-    assert server.process.returncode in {0, -signal.SIGTERM}
+    # A stop that was asked for and carried out is a success (see entrypoints.cli).
+    assert server.process.returncode == 0
     assert "Application shutdown complete" in stderr.decode()
     assert "Traceback" not in stderr.decode()
