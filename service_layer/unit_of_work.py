@@ -288,6 +288,17 @@ def sqlstate_of(exc: BaseException) -> str | None:
     return None
 
 
+UNIQUE_VIOLATION = "23505"
+_SQLITE_UNIQUE_PREFIX = "UNIQUE constraint failed: "
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """Whether ``exc`` is a refused duplicate key: SQLSTATE 23505, or SQLite's wording of it."""
+    return isinstance(exc, IntegrityError) and (
+        sqlstate_of(exc) == UNIQUE_VIOLATION or str(exc.orig).startswith(_SQLITE_UNIQUE_PREFIX)
+    )
+
+
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     """A unit of work over one ``AsyncSession`` from ``session_factory``."""
 
@@ -361,11 +372,9 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             sqlstate = sqlstate_of(exc)
             if sqlstate in RETRYABLE_SQLSTATES:
                 return ConcurrencyError(RETRYABLE_SQLSTATES[sqlstate], sqlstate=sqlstate)
-            if isinstance(exc, IntegrityError) and (
-                sqlstate == "23505" or str(exc.orig).startswith("UNIQUE constraint failed")
-            ):
+            if is_unique_violation(exc):
                 return DuplicateKeyError(
-                    "a row with the same unique key was written first", sqlstate="23505"
+                    "a row with the same unique key was written first", sqlstate=UNIQUE_VIOLATION
                 )
         return None
 
@@ -399,7 +408,7 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
             await self._rollback()
             if problems:
                 raise ConcurrencyError("; ".join(problems))
-            raise DuplicateKeyError("; ".join(duplicates), sqlstate="23505")
+            raise DuplicateKeyError("; ".join(duplicates), sqlstate=UNIQUE_VIOLATION)
         for repo in self._fakes():
             repo.flush()
         self.commits += 1

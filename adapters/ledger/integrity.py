@@ -14,9 +14,8 @@ from sqlalchemy import Table, UniqueConstraint
 from sqlalchemy.exc import IntegrityError
 
 from adapters.ledger.tables import IDEMPOTENCY_CONSTRAINTS, accounts, entries, transfers
-from service_layer.unit_of_work import sqlstate_of
+from service_layer.unit_of_work import UNIQUE_VIOLATION, is_unique_violation, sqlstate_of
 
-UNIQUE_VIOLATION = "23505"
 _SQLITE_PREFIX = "UNIQUE constraint failed: "
 
 
@@ -47,7 +46,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def violated_unique_constraint(exc: BaseException) -> str | None:
     """The name of the unique constraint ``exc`` reports a violation of, if any."""
-    if not isinstance(exc, IntegrityError):
+    if not is_unique_violation(exc):
         return None
     if sqlstate_of(exc) == UNIQUE_VIOLATION:
         for candidate in _chain(exc):
@@ -55,10 +54,9 @@ def violated_unique_constraint(exc: BaseException) -> str | None:
             if isinstance(name, str):
                 return name
         return None
-    message = str(exc.orig)
-    if message.startswith(_SQLITE_PREFIX):
-        return _BY_SQLITE_COLUMNS.get(message.removeprefix(_SQLITE_PREFIX).strip())
-    return None
+    assert isinstance(exc, IntegrityError)
+    columns = str(exc.orig).removeprefix(_SQLITE_PREFIX).strip()
+    return _BY_SQLITE_COLUMNS.get(columns)
 
 
 def idempotency_conflict(exc: BaseException) -> str | None:

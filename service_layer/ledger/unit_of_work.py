@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from adapters.ledger.integrity import idempotency_conflict
 from adapters.ledger.orm import start_mappers
 from adapters.ledger.queries import InMemoryLedgerQueries, SqlAlchemyLedgerQueries
-from domain.errors import ConcurrencyError
+from domain.errors import DuplicateKeyError
 from domain.ledger.account import Account, Entry
 from domain.ledger.transfer import Transfer
 from service_layer.ledger.queries import LedgerQueries
 from service_layer.unit_of_work import (
+    UNIQUE_VIOLATION,
     AbstractUnitOfWork,
     InMemoryUnitOfWork,
     SqlAlchemyUnitOfWork,
@@ -52,9 +53,9 @@ class SqlAlchemyLedgerUnitOfWork(LedgerUnitOfWork, SqlAlchemyUnitOfWork):
         # like any other. Retrying finds the winner's row and replays it.
         constraint = idempotency_conflict(exc)
         if constraint is not None:
-            return ConcurrencyError(
+            return DuplicateKeyError(
                 f"a concurrent request wrote the same key first ({constraint})",
-                sqlstate="23505",
+                sqlstate=UNIQUE_VIOLATION,
             )
         return super().translate_error(exc)
 
@@ -80,9 +81,9 @@ class InMemoryLedgerUnitOfWork(LedgerUnitOfWork, InMemoryUnitOfWork):
         duplicates = self._duplicate_keys()
         if duplicates:
             await self._rollback()
-            raise ConcurrencyError(
+            raise DuplicateKeyError(
                 "a concurrent request wrote the same key first (" + ", ".join(duplicates) + ")",
-                sqlstate="23505",
+                sqlstate=UNIQUE_VIOLATION,
             )
         await super()._commit()
 
