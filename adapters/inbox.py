@@ -24,13 +24,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.database import metadata
+from adapters.unit_of_work import InMemoryUnitOfWork, SqlAlchemyUnitOfWork
 from domain.aggregate import Aggregate, Event
 from service_layer.messagebus import DuplicateMessage
-from service_layer.unit_of_work import (
-    AbstractUnitOfWork,
-    InMemoryUnitOfWork,
-    SqlAlchemyUnitOfWork,
-)
+from service_layer.unit_of_work import AbstractUnitOfWork
 
 Recorder = Callable[[AbstractUnitOfWork, str, str], Awaitable[bool]]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy import exc as sa_exc
 
-from service_layer.unit_of_work import sqlstate_of
+from adapters.sql_errors import sqlstate_of
 
 UNAVAILABLE_SQLSTATES = {
     "53300": "too many connections",

@@ -49,13 +49,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from adapters.database import metadata
 from adapters.serialization import MessageRegistry, OutgoingMessage
+from adapters.unit_of_work import InMemoryUnitOfWork, SqlAlchemyUnitOfWork
 from domain.aggregate import Aggregate, Event
-from service_layer.unit_of_work import (
-    AbstractUnitOfWork,
-    CommitHook,
-    InMemoryUnitOfWork,
-    SqlAlchemyUnitOfWork,
-)
+from service_layer.unit_of_work import AbstractUnitOfWork, CommitHook
 
 logger = logging.getLogger(__name__)
 

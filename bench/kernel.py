@@ -43,12 +43,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import registry
 
 from adapters.database import DatabaseSessionManager
+from adapters.unit_of_work import SqlAlchemyUnitOfWork
 from bench.postgres import BenchDatabase, BenchDatabaseError, fresh_database
 from bench.profiling import COMMON_LAYERS, KERNEL, Layer, profiled, render_profile
 from bench.report import bootstrap_interval, ratio_of_totals, table, write_json
 from domain.aggregate import Aggregate
 from domain.errors import ConcurrencyError, NotFound
-from service_layer.unit_of_work import AbstractUnitOfWork, SqlAlchemyUnitOfWork, repository
+from service_layer.unit_of_work import AbstractUnitOfWork, repository
 
 TARGET = 1.10
 """Keel must reach at least 1/TARGET of the plain session's throughput."""

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 from domain.errors import ConcurrencyError
-from service_layer.unit_of_work import RETRYABLE_SQLSTATES, sqlstate_of
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +48,9 @@ class RetryPolicy:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, ConcurrencyError) or sqlstate_of(exc) in RETRYABLE_SQLSTATES
+    """Only the domain's conflict: adapters translate driver errors (40001, 40P01, stale
+    versions) into :class:`ConcurrencyError` where they meet them."""
+    return isinstance(exc, ConcurrencyError)
 
 
 async def retrying(operation: Callable[[], Awaitable[R]], policy: RetryPolicy | None = None) -> R:

@@ -14,7 +14,7 @@ from sqlalchemy import Table, UniqueConstraint
 from sqlalchemy.exc import IntegrityError
 
 from adapters.ledger.tables import IDEMPOTENCY_CONSTRAINTS, accounts, entries, transfers
-from service_layer.unit_of_work import UNIQUE_VIOLATION, is_unique_violation, sqlstate_of
+from adapters.sql_errors import UNIQUE_VIOLATION, is_unique_violation, sqlstate_of
 
 _SQLITE_PREFIX = "UNIQUE constraint failed: "
 

@@ -12,17 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from adapters.ledger.integrity import idempotency_conflict
 from adapters.ledger.orm import start_mappers
 from adapters.ledger.queries import InMemoryLedgerQueries, SqlAlchemyLedgerQueries
+from adapters.sql_errors import UNIQUE_VIOLATION
+from adapters.unit_of_work import InMemoryUnitOfWork, SqlAlchemyUnitOfWork
 from domain.errors import DuplicateKeyError
 from domain.ledger.account import Account, Entry
 from domain.ledger.transfer import Transfer
 from service_layer.ledger.queries import LedgerQueries
-from service_layer.unit_of_work import (
-    UNIQUE_VIOLATION,
-    AbstractUnitOfWork,
-    InMemoryUnitOfWork,
-    SqlAlchemyUnitOfWork,
-    repository,
-)
+from service_layer.unit_of_work import AbstractUnitOfWork, repository
 
 
 class LedgerUnitOfWork(AbstractUnitOfWork):

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import tests.catalog.orm  # noqa: F401 - maps Product before any SQL unit of work runs
-from service_layer.unit_of_work import (
-    AbstractUnitOfWork,
-    InMemoryUnitOfWork,
-    SqlAlchemyUnitOfWork,
-    repository,
-)
+from adapters.unit_of_work import InMemoryUnitOfWork, SqlAlchemyUnitOfWork
+from service_layer.unit_of_work import AbstractUnitOfWork, repository
 from tests.catalog.domain import Product
 
 

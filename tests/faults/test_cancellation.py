@@ -25,10 +25,11 @@ from uuid import UUID
 import pytest
 from sqlalchemy import text
 
+from adapters.unit_of_work import SqlAlchemyUnitOfWork
 from domain.aggregate import Aggregate, Event
 from domain.ledger.events import Deposited
 from service_layer.ledger import services
-from service_layer.unit_of_work import AbstractUnitOfWork, SqlAlchemyUnitOfWork
+from service_layer.unit_of_work import AbstractUnitOfWork
 from tests.faults.conftest import MakeLedger
 from tests.faults.harness import (
     GATED_COMMIT,

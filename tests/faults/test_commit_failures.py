@@ -25,8 +25,9 @@ from sqlalchemy.orm import Session
 
 from adapters.database import DatabaseSessionManager
 from adapters.ledger.tables import accounts
+from adapters.unit_of_work import SqlAlchemyUnitOfWork
 from domain.aggregate import Aggregate, Event
-from service_layer.unit_of_work import AbstractUnitOfWork, SqlAlchemyUnitOfWork
+from service_layer.unit_of_work import AbstractUnitOfWork
 from tests.e2e.api import assert_problem
 from tests.faults.conftest import MakeLedger
 from tests.faults.harness import (

@@ -18,9 +18,9 @@ from sqlalchemy import inspect, text
 from sqlalchemy.orm import registry
 
 from adapters.ledger.tables import accounts
+from adapters.unit_of_work import SqlAlchemyUnitOfWork
 from domain.aggregate import Aggregate
 from service_layer.retry import RetryPolicy, retrying
-from service_layer.unit_of_work import SqlAlchemyUnitOfWork
 from tests.faults.harness import FaultDatabase, LedgerApp
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from domain.errors import ConcurrencyError, DomainError
-from service_layer.retry import RetryPolicy, is_retryable, retry_on_conflict, retrying
+from service_layer.retry import RetryPolicy, retry_on_conflict, retrying
 
 pytestmark = pytest.mark.unit
 
@@ -72,22 +72,15 @@ async def test_a_single_attempt_policy_never_retries() -> None:
     assert operation.calls == 1
 
 
-@pytest.mark.parametrize("sqlstate", ["40001", "40P01"])
-async def test_serialization_failures_and_deadlocks_are_retried(sqlstate: str) -> None:
-    operation = FlakyOperation(DriverError(sqlstate))
+async def test_a_driver_error_the_adapters_did_not_translate_is_not_retried() -> None:
+    # Translating SQLSTATEs 40001/40P01 is the unit of work's job (see
+    # test_sql_errors.py); the service layer only knows the domain's conflict.
+    operation = FlakyOperation(DriverError("40001"))
 
-    assert await retrying(operation, NO_PAUSE) == 2
+    with pytest.raises(DriverError):
+        await retrying(operation, NO_PAUSE)
 
-
-def test_other_sqlstates_are_not_retryable() -> None:
-    assert not is_retryable(DriverError("23505"))
-
-
-def test_a_wrapped_retryable_error_is_found_through_its_cause() -> None:
-    wrapped = RuntimeError("wrapped")
-    wrapped.__cause__ = DriverError("40P01")
-
-    assert is_retryable(wrapped)
+    assert operation.calls == 1
 
 
 async def test_the_decorator_retries_the_whole_function_with_its_arguments() -> None:

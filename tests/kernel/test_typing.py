@@ -10,7 +10,7 @@ from uuid import UUID
 
 import pytest
 
-from adapters.repository import Repository
+from service_layer.repository import Repository
 from service_layer.retry import RetryPolicy, retrying
 from service_layer.unit_of_work import repository
 from tests.kernel.factories import ThingFactory

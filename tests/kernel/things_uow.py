@@ -5,12 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 import tests.kernel.things_orm  # noqa: F401 - maps Thing before any SQL unit of work runs
-from service_layer.unit_of_work import (
-    AbstractUnitOfWork,
-    InMemoryUnitOfWork,
-    SqlAlchemyUnitOfWork,
-    repository,
-)
+from adapters.unit_of_work import InMemoryUnitOfWork, SqlAlchemyUnitOfWork
+from service_layer.unit_of_work import AbstractUnitOfWork, repository
 from tests.kernel.things import Thing
 
 

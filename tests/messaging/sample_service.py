@@ -11,15 +11,11 @@ from adapters.database import DatabaseSessionManager
 from adapters.inbox import SqlAlchemyInbox
 from adapters.outbox import SqlAlchemyOutbox, with_outbox
 from adapters.serialization import MessageRegistry
+from adapters.unit_of_work import InMemoryUnitOfWork, SqlAlchemyUnitOfWork
 from domain.errors import NotFound
 from service_layer.messagebus import MessageBus
 from service_layer.retry import RetryPolicy, retrying
-from service_layer.unit_of_work import (
-    AbstractUnitOfWork,
-    InMemoryUnitOfWork,
-    SqlAlchemyUnitOfWork,
-    repository,
-)
+from service_layer.unit_of_work import AbstractUnitOfWork, repository
 from tests.messaging.sample import (
     Add,
     Added,

@@ -1,0 +1,182 @@
+"""The unit of work's two backends: SQLAlchemy's ``AsyncSession`` and the in-memory fake.
+
+Both implement :class:`service_layer.unit_of_work.AbstractUnitOfWork` and pass
+the same contract suite (``tests/kernel/contract``), so a service tested on the
+fake behaves the same on PostgreSQL and SQLite. Driver errors are translated
+here, where they are met: the service layer sees only domain errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+from sqlalchemy import inspect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from adapters.database import run_to_completion
+from adapters.repository import InMemoryRepository, InMemoryStore, SqlAlchemyRepository
+from adapters.sql_errors import (
+    RETRYABLE_SQLSTATES,
+    UNIQUE_VIOLATION,
+    is_unique_violation,
+    sqlstate_of,
+)
+from domain.aggregate import Aggregate
+from domain.errors import ConcurrencyError, DuplicateKeyError
+from service_layer.repository import Repository
+from service_layer.unit_of_work import AbstractUnitOfWork
+
+T = TypeVar("T", bound=Aggregate[Any])
+
+
+class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
+    """A unit of work over one ``AsyncSession`` from ``session_factory``."""
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__()
+        self.session_factory = session_factory
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        """The session of the active block, for read-side queries that bypass aggregates."""
+        self._require_active("the session")
+        assert self._session is not None
+        return self._session
+
+    def _make_repository(self, kind: type[T]) -> Repository[T, Any]:
+        return SqlAlchemyRepository(self.session, kind)
+
+    async def _begin(self) -> None:
+        self._session = self.session_factory()
+
+    async def _commit(self) -> None:
+        try:
+            await self.session.commit()
+        except Exception:
+            # A COMMIT refused by a deferred constraint leaves SQLite's
+            # transaction open, and closing the session does not end it: the
+            # pooled connection would carry the refused writes into the next
+            # unit of work. PostgreSQL has already ended it. The commit's error
+            # is the one to report, whatever the rollback runs into.
+            with contextlib.suppress(Exception):
+                await self._rollback()
+            raise
+
+    async def _rollback(self) -> None:
+        if self._session is not None:
+            await run_to_completion(self._session.rollback())
+
+    async def _discard(self) -> None:
+        # Nothing here: ``_close`` closes the session, which rolls the
+        # transaction back *without* expiring the objects. A rollback would
+        # expire them, and aggregates read in a block (the usual way to
+        # return data) would then raise DetachedInstanceError after it.
+        pass
+
+    async def _close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            # Shielded: a cancellation arriving now must not cut the rollback short.
+            await run_to_completion(session.close())
+
+    @contextlib.asynccontextmanager
+    async def _savepoint(self) -> AsyncIterator[None]:
+        try:
+            async with self.session.begin_nested():
+                yield
+        except BaseException:
+            # Rolling back a savepoint expires what it touched; reload now, in
+            # async context, or the next attribute access would need lazy I/O.
+            for instance in list(self.session.identity_map.values()):
+                if inspect(instance).expired_attributes:
+                    await self.session.refresh(instance)
+            raise
+
+    def translate_error(self, exc: BaseException) -> Exception | None:
+        if isinstance(exc, StaleDataError):
+            return ConcurrencyError(
+                "the aggregate was changed or removed by another writer since it was read"
+            )
+        if isinstance(exc, DBAPIError):
+            sqlstate = sqlstate_of(exc)
+            if sqlstate in RETRYABLE_SQLSTATES:
+                return ConcurrencyError(RETRYABLE_SQLSTATES[sqlstate], sqlstate=sqlstate)
+            if is_unique_violation(exc):
+                return DuplicateKeyError(
+                    "a row with the same unique key was written first", sqlstate=UNIQUE_VIOLATION
+                )
+        return None
+
+
+class InMemoryUnitOfWork(AbstractUnitOfWork):
+    """The fake: real unit-of-work semantics over an :class:`InMemoryStore`.
+
+    It counts ``commits`` and ``rollbacks`` for assertions, detects stale
+    versions like the database would, and keeps nothing that was not committed.
+    """
+
+    def __init__(self, store: InMemoryStore | None = None) -> None:
+        super().__init__()
+        self.store = store if store is not None else InMemoryStore()
+        self.commits = 0
+        self.rollbacks = 0
+
+    def _make_repository(self, kind: type[T]) -> Repository[T, Any]:
+        return InMemoryRepository(self.store, kind)
+
+    def _fakes(self) -> list[InMemoryRepository[Any, Any]]:
+        return [r for r in self._repositories.values() if isinstance(r, InMemoryRepository)]
+
+    async def _begin(self) -> None:
+        pass
+
+    async def _commit(self) -> None:
+        duplicates = [problem for repo in self._fakes() for problem in repo.duplicates()]
+        problems = [problem for repo in self._fakes() for problem in repo.conflicts()]
+        if duplicates or problems:
+            await self._rollback()
+            if problems:
+                raise ConcurrencyError("; ".join(problems))
+            raise DuplicateKeyError("; ".join(duplicates), sqlstate=UNIQUE_VIOLATION)
+        for repo in self._fakes():
+            repo.flush()
+        self.commits += 1
+
+    @property
+    def committed(self) -> bool:
+        return self.commits > 0
+
+    async def _rollback(self) -> None:
+        if not any(repo.has_pending() for repo in self._fakes()):
+            return
+        for kind, repo in list(self._repositories.items()):
+            self._repositories[kind] = InMemoryRepository(self.store, kind)
+            # Keep event collection working for aggregates already handed out.
+            self._repositories[kind].seen.extend(repo.seen)
+        self.rollbacks += 1
+
+    async def _close(self) -> None:
+        pass
+
+    @contextlib.asynccontextmanager
+    async def _savepoint(self) -> AsyncIterator[None]:
+        captured = {
+            kind: repo.capture()
+            for kind, repo in self._repositories.items()
+            if isinstance(repo, InMemoryRepository)
+        }
+        try:
+            yield
+        except BaseException:
+            for kind in list(self._repositories):
+                repo = self._repositories[kind]
+                if kind in captured and isinstance(repo, InMemoryRepository):
+                    repo.restore(captured[kind])
+                else:
+                    self._repositories[kind] = InMemoryRepository(self.store, kind)
+            raise
