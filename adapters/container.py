@@ -7,25 +7,24 @@ sessions and units of work, never a session itself.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.database import DatabaseSessionManager
 from adapters.settings import Settings
-from service_layer.unit_of_work import AbstractUnitOfWork
-
-UowT = TypeVar("UowT", bound=AbstractUnitOfWork, covariant=True)
 
 
 @dataclass(frozen=True)
-class DependencyContainer(Generic[UowT]):
+class DependencyContainer:
+    """The settings and the means to make sessions; ``entrypoints.bootstrap.Container``
+    adds messaging and the bounded contexts' units of work on top."""
+
     settings: Settings
     session_manager: DatabaseSessionManager
-    uow_factory: Callable[[], UowT]
 
     @property
     def db_session_factory(self) -> async_sessionmaker[AsyncSession]:
@@ -33,25 +32,25 @@ class DependencyContainer(Generic[UowT]):
         return self.session_manager.session_factory
 
 
-async def get_container(request: Request) -> DependencyContainer[AbstractUnitOfWork]:
+async def get_container(request: Request) -> DependencyContainer:
     """The container that the app's lifespan put on ``app.state.container``.
 
     ``async`` although it does no I/O: FastAPI runs a plain ``def`` dependency
     in a worker thread, and that hand-off cost a fifth of a request's throughput
     in ``bench.http``.
     """
-    container: DependencyContainer[AbstractUnitOfWork] | None = getattr(
+    container: DependencyContainer | None = getattr(
         request.app.state, "container", None
     )
     if container is None:
         raise RuntimeError(
             "no DependencyContainer on app.state.container; build the app with "
-            "entrypoints.http.create_app() or set it in your lifespan"
+            "entrypoints.http.app.create_app() or set it in your lifespan"
         )
     return container
 
 
-ContainerDep = Annotated[DependencyContainer[AbstractUnitOfWork], Depends(get_container)]
+ContainerDep = Annotated[DependencyContainer, Depends(get_container)]
 
 
 async def get_db_session(container: ContainerDep) -> AsyncIterator[AsyncSession]:

@@ -1,21 +1,27 @@
 """Bring a database's schema up to the latest migration.
 
-The ``keel serve`` and ``keel migrate`` commands call this; so do tests. The
-database URL is always passed in (never read from ``alembic.ini``), the
-Alembic scripts are found next to this module (so no ini file is needed
-wherever Keel is installed), and nothing logged or raised here contains the
-password.
+The history is a set of Alembic branches: the kernel's own (``kernel``: the
+outbox and the inbox, in ``adapters/alembic/versions``) and one per bounded
+context, in the folder its ``BoundedContext.migrations`` names, labelled with
+the context's name and depending on the kernel's branch. Upgrading goes to
+every branch's head, so adding or dropping a context needs no edit here.
 
-    upgrade_to_head("postgresql+asyncpg://app@db/app")      # no event loop running
-    await upgrade_to_head_async(url)                         # inside one
-    await upgrade_to_head_async(session_manager.engine)      # e.g. in-memory SQLite
+The ``keel serve`` and ``keel migrate`` commands call this; so do tests. The
+database URL is always passed in (never read from an ini file), the kernel's
+scripts are found next to this module, and nothing logged or raised here
+contains the password.
+
+    upgrade_to_head("postgresql+asyncpg://app@db/app", locations)   # no event loop running
+    await upgrade_to_head_async(url, locations)                      # inside one
+    await upgrade_to_head_async(session_manager.engine, locations)   # e.g. in-memory SQLite
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+import os
+from collections.abc import Collection, Sequence
 from importlib import import_module
 from pathlib import Path
 
@@ -39,22 +45,36 @@ from adapters.database import parse_database_url, safe_url
 logger = logging.getLogger(__name__)
 
 SCRIPT_LOCATION = Path(__file__).with_name("alembic")
+KERNEL_VERSIONS = SCRIPT_LOCATION / "versions"
+KERNEL_BRANCH = "kernel"
+KERNEL_TABLE_MODULES = ("adapters.outbox", "adapters.inbox")
+"""Modules defining the kernel's own tables, which its branch manages."""
 
 
 class MigrationError(RuntimeError):
     """The migrations could not run; the message names the database without its password."""
 
 
-def alembic_config(url: str | None = None) -> Config:
-    """An Alembic ``Config`` for Keel's scripts, for ``alembic.command`` calls.
+def alembic_config(
+    url: str | None = None,
+    locations: Sequence[Path] = (),
+    tables: Collection[str] = (),
+) -> Config:
+    """An Alembic ``Config`` for the kernel's branch plus the contexts' ``locations``.
 
     With ``url``, migrations open their own connection to it; without one,
-    pass a connection in ``config.attributes["connection"]``.
+    pass a connection in ``config.attributes["connection"]``. ``tables`` are
+    the contexts' table names, which autogenerate compares besides the kernel's.
     """
     config = Config()
     # set_main_option interpolates "%"; a path may contain one.
     config.set_main_option("script_location", str(SCRIPT_LOCATION).replace("%", "%%"))
     config.set_main_option("path_separator", "os")
+    folders = [KERNEL_VERSIONS, *locations]
+    config.set_main_option(
+        "version_locations", os.pathsep.join(str(folder).replace("%", "%%") for folder in folders)
+    )
+    config.attributes["tables"] = frozenset(tables) | tables_defined_in(*KERNEL_TABLE_MODULES)
     # The caller owns logging; env.py must not reconfigure it from an ini file.
     config.attributes["configure_logger"] = False
     if url is not None:
@@ -62,8 +82,8 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-def upgrade_to_head(url: str) -> None:
-    """Migrate the database at ``url`` to the newest revision (blocking).
+def upgrade_to_head(url: str, locations: Sequence[Path] = ()) -> None:
+    """Migrate the database at ``url`` to the head of every branch (blocking).
 
     Call it where no event loop runs (a CLI command before the server
     starts); inside a loop, ``await upgrade_to_head_async(url)`` instead.
@@ -71,15 +91,19 @@ def upgrade_to_head(url: str) -> None:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        asyncio.run(upgrade_to_head_async(url))
+        asyncio.run(upgrade_to_head_async(url, locations))
         return
     raise RuntimeError(
         "upgrade_to_head() cannot run inside an event loop; use 'await upgrade_to_head_async(url)'"
     )
 
 
-async def upgrade_to_head_async(target: str | AsyncEngine) -> None:
-    """Migrate to the newest revision, over a URL or an existing engine.
+async def upgrade_to_head_async(
+    target: str | AsyncEngine, locations: Sequence[Path] = ()
+) -> None:
+    """Migrate to the head of the kernel's branch and of each context's in ``locations``.
+
+    Over a URL or an existing engine.
 
     Pass the application's engine when the database only lives inside it
     (``sqlite+aiosqlite://`` in memory); a URL gets an engine of its own,
@@ -93,7 +117,7 @@ async def upgrade_to_head_async(target: str | AsyncEngine) -> None:
     logger.info("migrating database schema to head", extra={"database": where})
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(_upgrade_on, alembic_config())
+            await connection.run_sync(_upgrade_on, alembic_config(locations=locations))
     except (OSError, DBAPIError) as exc:
         password = engine.url.password
         reason = str(exc).replace(str(password), "***") if password else str(exc)
@@ -105,7 +129,7 @@ async def upgrade_to_head_async(target: str | AsyncEngine) -> None:
 
 def _upgrade_on(connection: Connection, config: Config) -> None:
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, "heads")
 
 
 def tables_defined_in(*modules: str) -> frozenset[str]:

@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from adapters.database import DatabaseConfigurationError, parse_database_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./keel.db"
+DEFAULT_CONTEXTS = "ledger"
+"""The example context; drop it here (or in ``KEEL_CONTEXTS``) together with its folders."""
 BROKER_SCHEMES = ("redis", "rediss")
 
 
@@ -27,6 +29,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
+    keel_contexts: str = DEFAULT_CONTEXTS
+    """Comma-separated import names of the bounded contexts that run (empty: the kernel alone)."""
     database_url: str = DEFAULT_DATABASE_URL
     broker_url: str | None = None
     """Unset or empty: the in-process broker. ``redis://`` or ``rediss://``: Redis Streams."""
@@ -51,6 +55,21 @@ class Settings(BaseSettings):
     db_application_name: Annotated[str, Field(min_length=1, max_length=63)] = "keel"
     """How Keel's connections are named in ``pg_stat_activity``, for the operator."""
     retry_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+
+    @field_validator("keel_contexts")
+    @classmethod
+    def _check_contexts(cls, value: str) -> str:
+        for name in _split(value):
+            if not all(part.isidentifier() for part in name.split(".")):
+                raise ValueError(
+                    f"{name!r} is not an import name; expected e.g. 'ledger' or 'ledger,catalog'"
+                )
+        return value
+
+    @property
+    def context_names(self) -> tuple[str, ...]:
+        """``KEEL_CONTEXTS`` as a tuple of names, in order."""
+        return _split(self.keel_contexts)
 
     @field_validator("database_url")
     @classmethod
@@ -101,6 +120,10 @@ class Settings(BaseSettings):
         return options
 
 
+def _split(names: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in names.split(",") if name.strip())
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings, turning pydantic's report into one readable message.
 
@@ -112,5 +135,7 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for error in exc.errors(include_input=False, include_url=False):
             variable = "_".join(str(part) for part in error["loc"]).upper() or "settings"
-            problems.append(f"{variable}: {error['msg']}")
+            # pydantic words a validator's ValueError "Value error, <message>".
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{variable}: {message}")
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None

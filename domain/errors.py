@@ -1,16 +1,33 @@
 """Errors the domain and the kernel raise, free of any framework type.
 
-Every error carries a stable snake_case ``code`` so that entrypoints can map it
-to an HTTP status or a rejection message without parsing prose.
+Every error carries a stable snake_case ``code`` (what a client switches on)
+and a :class:`ErrorKind` (what the entrypoints map to an HTTP status or a
+rejection), so a context adds error classes without touching kernel code.
 """
 
 from __future__ import annotations
+
+import enum
+
+
+class ErrorKind(enum.Enum):
+    """What sort of refusal an error is; entrypoints map kinds, never codes."""
+
+    NOT_FOUND = "not_found"
+    """The thing asked for does not exist (or is not the caller's to see)."""
+    CONFLICT = "conflict"
+    """The request clashes with the current state: funds short, a key already used."""
+    REFUSED = "refused"
+    """A rule refuses the request as such, whatever the state: two currencies, one account."""
+    INVALID = "invalid"
+    """A value is malformed or out of range."""
 
 
 class DomainError(Exception):
     """A business rule refused the operation. Never retried."""
 
     code: str = "domain_error"
+    kind: ErrorKind = ErrorKind.REFUSED
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -19,6 +36,19 @@ class DomainError(Exception):
 
 class NotFound(DomainError):
     code = "not_found"
+    kind = ErrorKind.NOT_FOUND
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    kind = ErrorKind.CONFLICT
+
+
+class InvalidValue(DomainError):
+    """A value the domain refuses on its own, whatever the entrypoint validated before."""
+
+    code = "invalid_value"
+    kind = ErrorKind.INVALID
 
 
 class ConcurrencyError(Exception):

@@ -2,115 +2,169 @@
 
 Every entrypoint — the HTTP app, ``keel consume``, ``keel relay`` — starts by
 calling :func:`bootstrap` and then only talks to the container it returns, so
-the choice of database, mapping, broker and retry policy is made once, here,
-and tests can make the same choice against their own database.
+the choice of database, broker and retry policy is made once, here, and tests
+can make the same choice against their own database, or against the fakes.
 
-The container holds the messaging side built and wired but idle: the bus
-(what HTTP routes and the consumer hand commands to), the broker, and the
-outbox relay. Each entrypoint starts the pieces it runs — see
-``entrypoints.consumer`` and ``entrypoints.relay``.
+It is generic over the bounded contexts it wires (``KEEL_CONTEXTS``): each gets
+a unit-of-work factory whose units of work write the shared outbox, and a
+message bus of its own whose handlers receive their dependencies by parameter
+name. The broker and the relay are built but idle; each entrypoint starts the
+pieces it runs (``entrypoints.consumer``, ``entrypoints.relay``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
-from adapters.brokers import Broker, InProcessBroker
+from adapters.brokers import Broker, create_broker
 from adapters.container import DependencyContainer
 from adapters.database import DatabaseSessionManager, session_manager
-from adapters.inbox import SqlAlchemyInbox
-from adapters.ledger.messages import ledger_registry
-from adapters.ledger.orm import start_mappers
-from adapters.outbox import SqlAlchemyOutbox, with_outbox
+from adapters.inbox import InMemoryInbox, SqlAlchemyInbox
+from adapters.outbox import InMemoryOutbox, SqlAlchemyOutbox, with_outbox
 from adapters.relay import OutboxRelay, create_relay
+from adapters.repository import InMemoryStore
 from adapters.serialization import MessageRegistry
 from adapters.settings import Settings
-from service_layer.ledger.handlers import build_bus
-from service_layer.ledger.unit_of_work import LedgerUnitOfWork, SqlAlchemyLedgerUnitOfWork
-from service_layer.messagebus import MessageBus
+from entrypoints.context import BoundedContext, load_contexts
+from service_layer import retry
+from service_layer.messagebus import Inbox, MessageBus
 from service_layer.retry import RetryPolicy
+from service_layer.unit_of_work import AbstractUnitOfWork, CommitHook
+
+UowT = TypeVar("UowT", bound=AbstractUnitOfWork)
 
 IN_PROCESS_HISTORY = 1000
 """Messages per stream the embedded broker keeps for inspection; older ones are dropped."""
 
 
 @dataclass(frozen=True)
-class LedgerContainer(DependencyContainer[LedgerUnitOfWork]):
-    """The kernel's container plus the ledger's messaging, all built by :func:`bootstrap`.
+class ContextWiring(Generic[UowT]):
+    """One context as bootstrap wired it: units of work that write the outbox, and its bus."""
 
-    ``uow_factory`` makes units of work that write the outbox, so an event
-    leaves the service whichever entrypoint caused it.
-    """
+    context: BoundedContext[UowT]
+    uow_factory: Callable[[], UowT]
+    bus: MessageBus[UowT]
+
+
+@dataclass(frozen=True)
+class Container(DependencyContainer):
+    """The kernel's container: database, messaging, and every context's wiring."""
 
     registry: MessageRegistry
-    outbox: SqlAlchemyOutbox
-    inbox: SqlAlchemyInbox
-    bus: MessageBus[LedgerUnitOfWork]
+    outbox: SqlAlchemyOutbox | InMemoryOutbox
+    inbox: Inbox
     broker: Broker
     relay: OutboxRelay
+    contexts: Mapping[str, ContextWiring[Any]]
+    store: InMemoryStore | None = None
+    """The fakes' shared store when bootstrapped with one; ``None`` on a database."""
+
+    def wiring(self, name: str) -> ContextWiring[Any]:
+        """The wiring of the context called ``name``; a clear error when it is not running."""
+        try:
+            return self.contexts[name]
+        except KeyError:
+            running = ", ".join(self.contexts) or "none"
+            raise LookupError(
+                f"the context {name!r} is not running (KEEL_CONTEXTS); running: {running}"
+            ) from None
 
 
 def bootstrap(
-    settings: Settings, *, manager: DatabaseSessionManager | None = None
-) -> LedgerContainer:
-    """Initialise ``manager`` (default: the process-wide one) and wire the ledger to it.
+    settings: Settings,
+    contexts: Sequence[BoundedContext[Any]] | None = None,
+    *,
+    manager: DatabaseSessionManager | None = None,
+    store: InMemoryStore | None = None,
+    hooks: Sequence[CommitHook] = (),
+) -> Container:
+    """Initialise ``manager`` (default: the process-wide one) and wire ``contexts`` to it.
 
-    Nothing connects yet: the broker and the relay start when an entrypoint
-    runs them. The caller owns the manager's life: it must
-    ``await manager.close()`` when the process (or test) is done with the container.
+    ``contexts`` defaults to the ones ``KEEL_CONTEXTS`` names. With ``store``,
+    everything runs on the in-memory fakes instead (units of work, outbox,
+    inbox), for fast tests of the whole wiring. ``hooks`` are extra commit hooks
+    every unit of work runs (tests use them to inject faults). Nothing connects
+    yet; the caller owns the manager's life and must ``await manager.close()``.
     """
+    contexts = load_contexts(settings.context_names) if contexts is None else list(contexts)
     manager = session_manager if manager is None else manager
     manager.init(settings.database_url, **settings.engine_options())
-    start_mappers()
-    session_factory = manager.session_factory
-
-    def make_unit_of_work() -> LedgerUnitOfWork:
-        return SqlAlchemyLedgerUnitOfWork(session_factory)
-
-    registry = ledger_registry()
-    outbox = SqlAlchemyOutbox(registry)
-    inbox = SqlAlchemyInbox()
-    uow_factory = with_outbox(make_unit_of_work, outbox)
+    for context in contexts:
+        context.start_mappers()
+    policy = retry_policy(settings)
+    retry.use_default_policy(policy)
+    registry = MessageRegistry()
+    for context in contexts:
+        context.register_messages(registry)
+    outbox: SqlAlchemyOutbox | InMemoryOutbox
+    inbox: Inbox
+    if store is None:
+        outbox, inbox = SqlAlchemyOutbox(registry), SqlAlchemyInbox()
+    else:
+        outbox, inbox = InMemoryOutbox(registry), InMemoryInbox()
     broker = make_broker(settings)
-    return LedgerContainer(
+    dependencies = {"policy": policy, "outbox": outbox, "inbox": inbox, "settings": settings}
+    wirings = {
+        context.name: _wire(context, manager, store, [outbox, *hooks], dependencies, inbox)
+        for context in contexts
+    }
+    if isinstance(outbox, InMemoryOutbox):
+        relay = OutboxRelay(outbox, broker, batch_size=settings.relay_batch_size)
+    else:
+        # The outbox's doorbell wakes an in-process relay the moment a write commits.
+        relay = create_relay(
+            manager.engine, broker, doorbell=outbox.doorbell, batch_size=settings.relay_batch_size
+        )
+    return Container(
         settings=settings,
         session_manager=manager,
-        uow_factory=uow_factory,
         registry=registry,
         outbox=outbox,
         inbox=inbox,
-        bus=build_bus(uow_factory, policy=retry_policy(settings), inbox=inbox),
         broker=broker,
-        # The outbox's doorbell wakes an in-process relay the moment a write commits.
-        relay=create_relay(
-            manager.engine,
-            broker,
-            doorbell=outbox.doorbell,
-            batch_size=settings.relay_batch_size,
-        ),
+        relay=relay,
+        contexts=wirings,
+        store=store,
     )
 
 
+def _wire(
+    context: BoundedContext[UowT],
+    manager: DatabaseSessionManager,
+    store: InMemoryStore | None,
+    hooks: Sequence[CommitHook],
+    dependencies: Mapping[str, Any],
+    inbox: Inbox,
+) -> ContextWiring[UowT]:
+    session_factory = manager.session_factory
+
+    def make() -> UowT:
+        if store is None:
+            return context.unit_of_work(session_factory)
+        return context.fake_unit_of_work(store)
+
+    uow_factory = make
+    for hook in hooks:
+        uow_factory = with_outbox(uow_factory, hook)
+    bus = MessageBus(uow_factory, dependencies=dependencies, inbox=inbox)
+    for kind, handler in context.commands.items():
+        bus.register_command(kind, handler.function, name=handler.name)
+    for event_kind, handlers in context.events.items():
+        for handler in handlers:
+            bus.register_event(event_kind, handler.function, name=handler.name)
+    return ContextWiring(context, uow_factory, bus)
+
+
 def make_broker(settings: Settings) -> Broker:
-    """The in-process broker without ``BROKER_URL``, else Redis Streams.
-
-    Not ``adapters.brokers.create_broker``: that one cannot pass the claim
-    timeout on. The settings already checked the URL's scheme.
-    """
-    if settings.broker_url is None:
-        return InProcessBroker(
-            prefix=settings.stream_prefix,
-            max_deliveries=settings.broker_max_deliveries,
-            history=IN_PROCESS_HISTORY,
-        )
-    # Imported only when asked for, so the embedded default needs no Redis client.
-    from adapters.brokers.redis_streams import RedisStreamsBroker
-
-    return RedisStreamsBroker(
+    """The broker ``BROKER_URL`` names (unset: in-process), through the one broker factory."""
+    return create_broker(
         settings.broker_url,
         prefix=settings.stream_prefix,
         max_deliveries=settings.broker_max_deliveries,
         claim_idle_ms=settings.broker_claim_idle_ms,
+        history=IN_PROCESS_HISTORY,
     )
 
 

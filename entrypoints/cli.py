@@ -1,9 +1,10 @@
-"""The ``keel`` command: ``keel serve``, ``keel migrate``, ``keel consume``, ``keel relay``.
+"""The ``keel`` command: serve, migrate, consume, relay, revision, new — and the contexts' own.
 
 ``consume`` and ``relay`` run until SIGTERM or SIGINT and then stop
 gracefully; start as many of each as the load needs. They need a broker
 other processes can reach (``BROKER_URL``): the in-process one lives inside
-``keel serve``, which then consumes and relays by itself.
+``keel serve``, which then consumes and relays by itself. The bounded contexts
+in ``KEEL_CONTEXTS`` may add sub-commands of their own.
 
 Exit codes: 0 success, 1 the database could not be migrated, 2 bad usage or
 bad configuration. Failures print one line to stderr naming what is wrong —
@@ -20,17 +21,22 @@ import logging.config
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from alembic.util import CommandError
 
-from adapters.database import safe_url
+from adapters.database import DatabaseSessionManager, safe_url
 from adapters.migrate import MigrationError, upgrade_to_head
 from adapters.settings import ConfigurationError, Settings, load_settings
 from entrypoints import consumer, relay
-from entrypoints.http.app import create_app
+from entrypoints.bootstrap import bootstrap
+from entrypoints.context import BoundedContext, CliCommand, ContextLoadError, load_contexts
 from entrypoints.http.logging import logging_config
+
+logger = logging.getLogger("keel")
 
 EXIT_OK = 0
 EXIT_DATABASE = 1
@@ -47,23 +53,40 @@ def _port(value: str) -> int:
     return port
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(contexts: Sequence[BoundedContext[Any]]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keel",
-        description="Run the Keel ledger service. Settings come from the environment "
-        "and a .env file (DATABASE_URL, BROKER_URL, ...).",
+        description="Run a Keel service. Settings come from the environment and a .env "
+        "file (DATABASE_URL, BROKER_URL, KEEL_CONTEXTS, ...).",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="migrate the database, then serve HTTP")
     serve.add_argument(
         "--host", default="127.0.0.1", help="interface to bind (default: %(default)s)"
     )
     serve.add_argument("--port", type=_port, default=8000, help="TCP port (default: %(default)s)")
     commands.add_parser("migrate", help="bring the database schema up to date, then exit")
-    commands.add_parser(
-        "consume", help="migrate, then apply the commands of ledger.commands until stopped"
+    commands.add_parser("consume", help="migrate, then consume the contexts' streams until stopped")
+    commands.add_parser("relay", help="migrate, then publish the outbox until stopped")
+    revision = commands.add_parser(
+        "revision", help="write a new migration in a context's branch (Alembic)"
     )
-    commands.add_parser("relay", help="migrate, then publish the outbox to ledger.events")
+    revision.add_argument("context", help="the context whose branch gets the revision")
+    revision.add_argument("-m", "--message", required=True, help="what the revision does")
+    revision.add_argument(
+        "--autogenerate",
+        action="store_true",
+        help="fill it in by comparing the mapped tables with the database",
+    )
+    new = commands.add_parser("new", help="scaffold a new bounded context in every layer")
+    new.add_argument("name", help="the context's name: a lower-case Python identifier")
+    new.add_argument(
+        "--root", type=Path, default=Path.cwd(), help="project folder (default: current)"
+    )
+    for context in contexts:
+        for extra in context.cli:
+            sub = commands.add_parser(extra.name, help=f"[{context.name}] {extra.help}")
+            extra.arguments(sub)
     return parser
 
 
@@ -72,15 +95,48 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _migrate(settings: Settings) -> str | None:
-    """Upgrade the schema to head; the one-line reason when that fails, else ``None``."""
+def _locations(contexts: Sequence[BoundedContext[Any]]) -> list[Path]:
+    return [context.migrations for context in contexts if context.migrations is not None]
+
+
+def _migrate(settings: Settings, contexts: Sequence[BoundedContext[Any]]) -> str | None:
+    """Upgrade every branch to its head; the one-line reason when that fails, else ``None``."""
     try:
-        upgrade_to_head(settings.database_url)
+        upgrade_to_head(settings.database_url, _locations(contexts))
     except (MigrationError, CommandError) as exc:
         # MigrationError names the database with its password masked. Anything
         # else is a bug, and its traceback is what whoever fixes it will need.
         return str(exc).strip().splitlines()[0]
     return None
+
+
+def _revision(settings: Settings, contexts: Sequence[BoundedContext[Any]], args: Any) -> int:
+    from alembic import command
+
+    from adapters.migrate import alembic_config
+
+    chosen = next((context for context in contexts if context.name == args.context), None)
+    if chosen is None or chosen.migrations is None:
+        running = ", ".join(c.name for c in contexts if c.migrations is not None) or "none"
+        return _fail(
+            f"no running context {args.context!r} with migrations (KEEL_CONTEXTS); "
+            f"these have: {running}",
+            EXIT_USAGE,
+        )
+    for context in contexts:
+        context.start_mappers()
+    config = alembic_config(
+        settings.database_url,
+        _locations(contexts),
+        tables=[table.name for context in contexts for table in context.tables],
+    )
+    try:
+        command.revision(
+            config, message=args.message, autogenerate=args.autogenerate, head=f"{chosen.name}@head"
+        )
+    except CommandError as exc:
+        return _fail(str(exc).strip().splitlines()[0], EXIT_DATABASE)
+    return EXIT_OK
 
 
 def _stopped_on_request(signum: int, frame: FrameType | None) -> None:
@@ -96,6 +152,8 @@ def _stopped_on_request(signum: int, frame: FrameType | None) -> None:
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:
+    from entrypoints.http.app import create_app
+
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stopped_on_request)
     # The app is built here from the settings already checked, not by uvicorn's
@@ -116,8 +174,6 @@ WORKERS: dict[str, Worker] = {"consume": consumer.consume, "relay": relay.relay}
 
 def _run_worker(worker: Worker, settings: Settings) -> None:
     """Run ``worker`` until SIGTERM or SIGINT sets its stop event."""
-    # The same JSON lines as ``keel serve``, with the database password scrubbed.
-    logging.config.dictConfig(logging_config(settings.database_url))
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -129,22 +185,61 @@ def _run_worker(worker: Worker, settings: Settings) -> None:
     asyncio.run(run())
 
 
+def _run_context_command(extra: CliCommand, settings: Settings, args: Any) -> int:
+    async def run() -> int:
+        manager = DatabaseSessionManager()
+        container = bootstrap(settings, manager=manager)
+        try:
+            return await extra.run(container, args)
+        finally:
+            await manager.close()
+
+    return asyncio.run(run())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        settings = load_settings()
+        contexts = load_contexts(settings.context_names)
+    except (ConfigurationError, ContextLoadError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    parser = _parser(contexts)
+    try:
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error argparse already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    try:
-        settings = load_settings()
-    except ConfigurationError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_OK
+    if args.command == "new":
+        from entrypoints.scaffold import ScaffoldError, scaffold
+
+        try:
+            written = scaffold(args.name, args.root)
+        except ScaffoldError as exc:
+            return _fail(str(exc), EXIT_USAGE)
+        print(f"keel: created the context {args.name!r} in {len(written)} files; add it to "
+              f"KEEL_CONTEXTS (e.g. KEEL_CONTEXTS={','.join([*settings.context_names, args.name])})")
+        return EXIT_OK
+    if args.command == "revision":
+        return _revision(settings, contexts, args)
     if args.command in WORKERS and settings.broker_url is None:
         return _fail(
             f"{args.command} needs BROKER_URL (redis://...); without it the broker is "
             "in-process, and 'keel serve' consumes and relays by itself",
             EXIT_USAGE,
         )
-    if (failure := _migrate(settings)) is not None:
+    # The same JSON lines as ``keel serve`` (which hands this config to uvicorn).
+    logging.config.dictConfig(logging_config(settings.database_url))
+    logger.info(
+        "starting",
+        extra={
+            "command": args.command,
+            "database": safe_url(settings.database_url),
+            "contexts": [context.name for context in contexts],
+        },
+    )
+    if (failure := _migrate(settings, contexts)) is not None:
         return _fail(failure, EXIT_DATABASE)
     if args.command == "migrate":
         print(f"keel: database at {safe_url(settings.database_url)} is up to date")
@@ -152,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in WORKERS:
         _run_worker(WORKERS[args.command], settings)
         return EXIT_OK
+    extras = {extra.name: extra for context in contexts for extra in context.cli}
+    if args.command in extras:
+        return _run_context_command(extras[args.command], settings, args)
     _serve(settings, args.host, args.port)
     return EXIT_OK
 

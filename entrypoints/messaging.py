@@ -1,8 +1,8 @@
 """What ``keel serve`` runs beside HTTP: the outbox relay and, on the embedded broker, the consumer.
 
 - No ``BROKER_URL`` (the embedded default): the broker lives in this
-  process, so this process must both relay the outbox and consume
-  ``ledger.commands`` — events flow with no server installed.
+  process, so this process must both relay the outbox and consume the
+  contexts' subscribed streams — events flow with no server installed.
 - ``BROKER_URL=redis://...``: ``keel serve`` still relays by default
   (``SERVE_RELAY=true``), so a single process is a complete deployment and
   no event waits for a relay nobody started; relays running elsewhere
@@ -16,15 +16,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from entrypoints.bootstrap import LedgerContainer, consumes_in_serve
-from entrypoints.consumer import subscribe_commands
+from entrypoints.bootstrap import Container, consumes_in_serve
+from entrypoints.consumer import subscribe_all
 from entrypoints.relay import relaying
 
 logger = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def serving_messages(container: LedgerContainer) -> AsyncIterator[None]:
+async def serving_messages(container: Container) -> AsyncIterator[None]:
     """Run the relay and the consumer the settings ask for while inside the block.
 
     A broker that cannot be reached at start-up stops start-up: better a
@@ -33,7 +33,7 @@ async def serving_messages(container: LedgerContainer) -> AsyncIterator[None]:
     consume, relay = consumes_in_serve(container.settings), container.settings.serve_relay
     async with contextlib.AsyncExitStack() as running:
         if consume:
-            subscribe_commands(container)
+            subscribe_all(container)
         if consume or relay:
             await running.enter_async_context(container.broker)
         if relay:

@@ -1,7 +1,7 @@
 """The outbox relay as a process: ``keel relay``, or a task inside ``keel serve``.
 
-The relay publishes committed events from the ``outbox`` table to
-``ledger.events`` and marks them sent (``adapters.relay`` has the
+The relay publishes committed events from the ``outbox`` table to the
+streams the contexts declared, and marks them sent (``adapters.relay`` has the
 guarantees). Several may run side by side, in separate processes or next to
 ``keel serve``'s own: each locks the aggregate keys it publishes, so per-key
 order holds and they share the work.

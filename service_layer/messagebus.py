@@ -83,6 +83,18 @@ class Inbox(Protocol):
 
 
 @dataclass(frozen=True)
+class Handler:
+    """A use case for one message type, under the stable name its inbox rows carry.
+
+    The name is spelled out, never derived from the function, so that moving or
+    renaming the function does not make a redelivered message look new.
+    """
+
+    function: Callable[..., Any]
+    name: str
+
+
+@dataclass(frozen=True)
 class BoundHandler:
     """A handler with its dependencies resolved; call it with a message and a unit of work."""
 

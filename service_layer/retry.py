@@ -47,6 +47,25 @@ class RetryPolicy:
         return random.uniform(0, cap)
 
 
+_default = RetryPolicy()
+
+
+def use_default_policy(policy: RetryPolicy) -> None:
+    """Set the policy :func:`retrying` and ``@retry_on_conflict()`` use when given none.
+
+    The composition root calls it once with ``RETRY_ATTEMPTS``; until then the
+    default is ``RetryPolicy()``. Process-wide on purpose, like logging's
+    configuration: a decorator is applied at import, long before settings exist.
+    """
+    global _default
+    _default = policy
+
+
+def default_policy() -> RetryPolicy:
+    """The policy in force when a caller passes none."""
+    return _default
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Only the domain's conflict: adapters translate driver errors (40001, 40P01, stale
     versions) into :class:`ConcurrencyError` where they meet them."""
@@ -59,7 +78,7 @@ async def retrying(operation: Callable[[], Awaitable[R]], policy: RetryPolicy | 
     ``operation`` must open its own unit of work, so each attempt starts clean.
     The last conflict propagates when attempts run out.
     """
-    policy = policy or RetryPolicy()
+    policy = policy or _default
     for attempt in range(1, policy.attempts + 1):
         try:
             return await operation()
@@ -83,7 +102,11 @@ async def retrying(operation: Callable[[], Awaitable[R]], policy: RetryPolicy | 
 def retry_on_conflict(
     policy: RetryPolicy | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    """Decorator form of :func:`retrying` for service functions."""
+    """Decorator form of :func:`retrying` for service functions.
+
+    Without ``policy`` each call uses the default in force at that moment
+    (``RETRY_ATTEMPTS`` once bootstrapped), not the one at decoration time.
+    """
 
     def decorate(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(function)

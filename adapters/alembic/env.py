@@ -1,23 +1,18 @@
-"""Alembic's environment: async, and generic over the modules listed in ``MODULES``.
+"""Alembic's environment: async, and generic over the branches it is given.
 
-Migrations run on an async engine (asyncpg or aiosqlite) through
-``run_sync``. Two ways in:
-
-- the ``alembic`` command line: the URL comes from ``DATABASE_URL`` (or
-  ``.env``), read by the same settings loader as the service;
-- :mod:`adapters.migrate`: the caller passes an open connection in
-  ``config.attributes["connection"]`` (and never a URL through the ini file,
-  whose interpolation would mangle ``%`` in passwords).
-
-Autogenerate compares only the tables that ``MODULES`` define, so tables
-mapped elsewhere on the shared ``metadata`` (tests, benchmarks) or present
-in the database for other reasons are left alone.
+Migrations run on an async engine (asyncpg or aiosqlite) through ``run_sync``.
+:mod:`adapters.migrate` builds the configuration: the kernel's branch and each
+bounded context's versions folder, the names of the tables they own (so
+autogenerate compares only those, and leaves alone tables mapped elsewhere on
+the shared ``metadata`` or present in the database for other reasons), and
+either an open connection (``config.attributes["connection"]``) or the URL
+(never through an ini file, whose interpolation would mangle ``%`` in
+passwords). Run it through ``keel migrate`` and ``keel revision``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from importlib import import_module
 from logging.config import fileConfig
 
 from alembic import context
@@ -26,19 +21,18 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from adapters.database import metadata, parse_database_url
-from adapters.migrate import schema_filters, tables_defined_in
-
-MODULES = ("adapters.ledger.tables", "adapters.outbox", "adapters.inbox")
-"""Modules whose tables these migrations manage; importing one puts its tables on
-``metadata``. Remove a line together with the package it names."""
+from adapters.migrate import schema_filters
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-for module in MODULES:
-    import_module(module)
-include_name, include_object = schema_filters(tables_defined_in(*MODULES))
+if "tables" not in config.attributes:
+    raise RuntimeError(
+        "run Keel's migrations with 'keel migrate' or 'keel revision' (or through "
+        "adapters.migrate.alembic_config()), which know the installed contexts' branches"
+    )
+include_name, include_object = schema_filters(config.attributes["tables"])
 
 
 def _database_url() -> str:
@@ -47,7 +41,7 @@ def _database_url() -> str:
         from adapters.settings import load_settings
 
         url = load_settings().database_url
-    parse_database_url(url)
+    parse_database_url(str(url))
     return str(url)
 
 

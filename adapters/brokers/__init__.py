@@ -36,15 +36,28 @@ class BrokerConfigurationError(ValueError):
     """``BROKER_URL`` names no broker Keel can use. The message never holds a password."""
 
 
-def create_broker(url: str | None, *, prefix: str = "", max_deliveries: int = 5) -> Broker:
-    """The broker for ``url`` (``None`` or empty: in-process), with stream ``prefix``."""
+def create_broker(
+    url: str | None,
+    *,
+    prefix: str = "",
+    max_deliveries: int = 5,
+    claim_idle_ms: int = 30_000,
+    history: int | None = None,
+) -> Broker:
+    """The one broker factory: ``url`` unset or empty means in-process, with stream ``prefix``.
+
+    ``claim_idle_ms`` applies to Redis Streams (when an unacknowledged entry is
+    taken over); ``history`` to the in-process broker (messages kept per stream).
+    """
     if not url:
-        return InProcessBroker(prefix=prefix, max_deliveries=max_deliveries)
+        return InProcessBroker(prefix=prefix, max_deliveries=max_deliveries, history=history)
     scheme = urlsplit(url).scheme
     if scheme in ("redis", "rediss"):
         from adapters.brokers.redis_streams import RedisStreamsBroker
 
-        return RedisStreamsBroker(url, prefix=prefix, max_deliveries=max_deliveries)
+        return RedisStreamsBroker(
+            url, prefix=prefix, max_deliveries=max_deliveries, claim_idle_ms=claim_idle_ms
+        )
     raise BrokerConfigurationError(
         f"BROKER_URL has unsupported scheme {scheme!r}; expected 'redis://' or 'rediss://', "
         "or leave it unset for the in-process broker"

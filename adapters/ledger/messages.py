@@ -14,7 +14,7 @@ from domain.ledger.commands import (
     CommandRejected,
     Deposit,
     OpenAccount,
-    Transfer,
+    TransferFunds,
     Withdraw,
 )
 from domain.ledger.events import AccountOpened, Deposited, TransferCompleted, Withdrawn
@@ -23,7 +23,15 @@ from domain.messages import Command
 COMMANDS_STREAM = "ledger.commands"
 EVENTS_STREAM = "ledger.events"
 
-COMMANDS: tuple[type[Command], ...] = (OpenAccount, Deposit, Withdraw, Transfer)
+COMMANDS: dict[str, type[Command]] = {
+    "OpenAccount": OpenAccount,
+    "Deposit": Deposit,
+    "Withdraw": Withdraw,
+    # The contract's wire name; the class is TransferFunds so that it is not
+    # confused with the Transfer aggregate.
+    "Transfer": TransferFunds,
+}
+"""The commands ``ledger.commands`` carries, by their wire name."""
 EVENTS: tuple[type[Event], ...] = (
     AccountOpened,
     Deposited,
@@ -33,11 +41,16 @@ EVENTS: tuple[type[Event], ...] = (
 )
 
 
-def ledger_registry() -> MessageRegistry:
-    """A fresh registry: the commands under their class names, the events on ``ledger.events``."""
-    registry = MessageRegistry()
-    for command in COMMANDS:
-        registry.register(command)
+def register_messages(registry: MessageRegistry) -> None:
+    """Put the ledger's commands and its events (on ``ledger.events``) on ``registry``."""
+    for name, command in COMMANDS.items():
+        registry.register(command, name=name)
     for event in EVENTS:
         registry.register(event, stream=EVENTS_STREAM)
+
+
+def ledger_registry() -> MessageRegistry:
+    """A fresh registry holding the ledger's messages alone (tests, tools)."""
+    registry = MessageRegistry()
+    register_messages(registry)
     return registry

@@ -50,7 +50,9 @@ class Withdraw(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Transfer(Command):
+class TransferFunds(Command):
+    """Move money between two accounts; travels as type ``Transfer`` on the wire."""
+
     source_id: UUID
     target_id: UUID
     amount: int

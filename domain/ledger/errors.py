@@ -6,7 +6,7 @@ the prose in ``detail`` is for people and may change.
 
 from __future__ import annotations
 
-from domain.errors import DomainError, NotFound
+from domain.errors import Conflict, DomainError, InvalidValue, NotFound
 
 
 class AccountNotFound(NotFound):
@@ -17,17 +17,17 @@ class TransferNotFound(NotFound):
     code = "transfer_not_found"
 
 
-class InsufficientFunds(DomainError):
+class InsufficientFunds(Conflict):
     code = "insufficient_funds"
 
 
-class ReferenceReused(DomainError):
+class ReferenceReused(Conflict):
     """The idempotency reference was already used for a request with another body."""
 
     code = "reference_reused"
 
 
-class AccountAlreadyExists(DomainError):
+class AccountAlreadyExists(Conflict):
     """An account id supplied by the caller is taken by an account with other details."""
 
     code = "account_exists"
@@ -39,12 +39,6 @@ class CurrencyMismatch(DomainError):
 
 class SameAccount(DomainError):
     code = "same_account"
-
-
-class InvalidValue(DomainError):
-    """A value the domain refuses on its own, whatever the entrypoint validated before."""
-
-    code = "invalid_value"
 
 
 class InvalidAmount(InvalidValue):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from domain.ledger.errors import InvalidAmount, InvalidCurrency, InvalidOwner, InvalidReference
+from domain.text import unsafe_character
 
 MIN_AMOUNT = 1
 MAX_AMOUNT = 10**12
@@ -53,7 +54,9 @@ def check_reference(reference: str) -> str:
 
 
 def check_owner(owner: str) -> str:
-    """The account holder's name: 1 to 200 characters."""
+    """The account holder's name: 1 to 200 characters, none that text must not hold."""
     if not isinstance(owner, str) or not 1 <= len(owner) <= MAX_OWNER_LENGTH:
         raise InvalidOwner(f"owner must be 1 to {MAX_OWNER_LENGTH} characters long")
+    if (problem := unsafe_character(owner)) is not None:
+        raise InvalidOwner(f"owner must not contain {problem}")
     return owner

@@ -1,7 +1,6 @@
-"""The HTTP entrypoint: a FastAPI app that speaks the ledger contract.
+"""The HTTP entrypoint: the kernel's FastAPI app factory, problems, probes and docs.
 
 Import the app factory from ``entrypoints.http.app``. The package itself
-imports nothing, so that the message consumer can reuse ``schemas`` (the
-same validation as the HTTP bodies) without loading the app, which in turn
-starts the consumer.
+imports nothing, so that a context's message entrypoint can reuse its request
+schemas (the same validation as the HTTP bodies) without loading the app.
 """

@@ -1,10 +1,11 @@
-"""The FastAPI application factory.
+"""The FastAPI application factory, generic over the bounded contexts it serves.
 
 ``create_app()`` builds a fresh app each call and creates no connection: the
 lifespan bootstraps the container at start-up and closes the database at
-shutdown. A test (or an embedding application) that already has a container
-passes it in and keeps ownership of it: the app then neither bootstraps nor
-closes anything.
+shutdown. The routers are those of the contexts ``KEEL_CONTEXTS`` names (or of
+the given container's contexts), beside the kernel's probes and docs. A test
+(or an embedding application) that already has a container passes it in and
+keeps ownership of it: the app then neither bootstraps nor closes anything.
 """
 
 from __future__ import annotations
@@ -12,28 +13,27 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from adapters.container import DependencyContainer
 from adapters.settings import Settings, load_settings
-from entrypoints.bootstrap import bootstrap
-from entrypoints.http import health_routes, ledger_routes
+from entrypoints.bootstrap import Container, bootstrap
+from entrypoints.context import BoundedContext, load_contexts
+from entrypoints.http import health_routes
 from entrypoints.http.docs import install_docs
 from entrypoints.http.limits import BodySizeLimit
 from entrypoints.http.logging import RequestLogMiddleware
 from entrypoints.http.problems import problem_handlers
 from entrypoints.messaging import serving_messages
-from service_layer.ledger.unit_of_work import LedgerUnitOfWork
 
 MAX_BODY_BYTES = 64 * 1024
-"""The largest request body read; every valid ledger request is far below 1 KiB."""
+"""The largest request body read; a context's requests are expected to be far smaller."""
 
 DESCRIPTION = """\
-A money ledger: accounts, deposits, withdrawals and transfers, with idempotent
-writes keyed by the client's `reference`. Every error is an RFC 9457
-`application/problem+json` document with a stable `code`.
+A Keel service. Every error is an RFC 9457 `application/problem+json`
+document with a stable `code`.
 """
 
 
@@ -47,16 +47,24 @@ class _LoggedApp(FastAPI):
 def create_app(
     settings: Settings | None = None,
     *,
-    container: DependencyContainer[LedgerUnitOfWork] | None = None,
+    container: Container | None = None,
 ) -> FastAPI:
-    """The ledger's HTTP app; settings are read from the environment when not given."""
+    """The HTTP app; settings are read from the environment when not given."""
+    contexts: list[BoundedContext[Any]]
+    if container is not None:
+        settings = container.settings
+        contexts = [wiring.context for wiring in container.contexts.values()]
+    else:
+        settings = settings if settings is not None else load_settings()
+        contexts = load_contexts(settings.context_names)
+    configured = settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if container is not None:
             yield
             return
-        owned = bootstrap(settings if settings is not None else load_settings())
+        owned = bootstrap(configured, contexts)
         app.state.container = owned
         try:
             async with serving_messages(owned):  # the relay, and the embedded consumer
@@ -65,9 +73,12 @@ def create_app(
             await owned.session_manager.close()
 
     app = _LoggedApp(
-        title="Keel ledger",
+        title="Keel",
         version=version("keel"),
-        description=DESCRIPTION,
+        description=DESCRIPTION
+        + "\nBounded contexts: "
+        + (", ".join(f"`{context.name}`" for context in contexts) or "none")
+        + ".",
         lifespan=lifespan,
         docs_url=None,  # served from local files by install_docs
         redoc_url=None,  # ReDoc would load its script from a CDN
@@ -77,6 +88,8 @@ def create_app(
     if container is not None:
         app.state.container = container
     app.include_router(health_routes.router)
-    app.include_router(ledger_routes.router)
+    for context in contexts:
+        for router in context.routers:
+            app.include_router(router)
     install_docs(app)
     return app

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Literal
 
 from fastapi import APIRouter, Response
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from adapters.container import ContainerDep
 from adapters.database import DatabaseSessionManager
 from entrypoints.http.problems import database_unavailable, problem_responses
-from entrypoints.http.schemas import HealthResponse
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,10 @@ READY_TIMEOUT_SECONDS = 3.0
 """A probe that hangs is worse than one that fails: orchestrators time out anyway."""
 
 router = APIRouter(tags=["operations"])
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
 
 
 async def database_answers(manager: DatabaseSessionManager) -> bool:

@@ -49,7 +49,12 @@ _ACCEPTED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@\"']*):[^\s@\"']*@")
 """``scheme://user:password@`` in any text: the password goes, whichever URL it was."""
 
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    # uvicorn's copy of the message with terminal colour codes, for its own formatter.
+    "color_message",
+}
 """A record's own attributes; anything else on it came from ``extra=`` and is logged as is."""
 
 access_logger = logging.getLogger(ACCESS_LOGGER)

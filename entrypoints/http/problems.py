@@ -5,10 +5,10 @@ failures add ``errors``, one item per bad field. ``code`` is the stable word a
 client switches on; ``type`` is a URN built from it, stable too, that names
 the kind of problem without pretending to be a web page.
 
-Domain errors are mapped by their ``code`` (not by class), so the service
-layer can add an error class without touching this module as long as it
-reuses a code listed here. No handler ever puts an exception's text or a
-traceback into a 5xx body: those go to the log.
+Domain errors are mapped by their :class:`~domain.errors.ErrorKind`, never by
+class or code, so a bounded context adds error classes without touching this
+module. No handler ever puts an exception's text or a traceback into a 5xx
+body: those go to the log.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.outages import is_database_unavailable, is_statement_timeout
-from domain.errors import ConcurrencyError, DomainError, NotFound
+from domain.errors import ConcurrencyError, DomainError, ErrorKind
 
 logger = logging.getLogger(__name__)
 
@@ -34,18 +34,13 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
 """What a 503 tells the client to wait: long enough for a pool or a failover to recover."""
 
-DOMAIN_STATUS: Mapping[str, int] = {
-    "account_not_found": 404,
-    "transfer_not_found": 404,
-    "insufficient_funds": 409,
-    "reference_reused": 409,
-    "account_exists": 409,
-    "concurrent_update": 409,
-    "currency_mismatch": 422,
-    "same_account": 422,
-    "invalid_cursor": 422,
+KIND_STATUS: Mapping[ErrorKind, int] = {
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.CONFLICT: 409,
+    ErrorKind.REFUSED: 422,
+    ErrorKind.INVALID: 422,
 }
-"""The contract's statuses. An unlisted domain code is a refused request: 422 (NotFound: 404)."""
+"""The HTTP status of each kind of domain error."""
 
 HTTP_CODES: Mapping[int, str] = {
     400: "bad_request",
@@ -120,7 +115,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 async def _domain_error(request: Request, exc: DomainError) -> Response:
-    status = DOMAIN_STATUS.get(exc.code, 404 if isinstance(exc, NotFound) else 422)
+    status = KIND_STATUS[exc.kind]
     return problem(status, exc.code, exc.detail)
 
 

@@ -1,107 +1,154 @@
-"""The ledger's command handlers, and the bus that routes commands to them.
+"""The ledger's use cases: one handler per command, each one unit of work under the retry.
 
-Every write reaches the service layer through :func:`build_bus`'s bus: the
-HTTP routes ``await bus.handle(Deposit(...))`` and the message consumer
-``await bus.handle(command, once=True)``. A handler only unpacks its command
-into the matching service function, so the two entrypoints cannot drift
-apart: same checks, same retries, same events, same outbox rows.
+A handler *is* the use case: it takes the command and the unit of work and does
+the work. HTTP routes hand it commands through the bus; the message consumer
+hands it the same commands with ``once=True``; tests call it directly. Every
+write follows one shape: lock what will change, look for an earlier request
+with the same reference (and answer with its result if there is one),
+otherwise let the domain decide, and commit. The look-up happens after the
+lock, so a request that waited for a concurrent twin sees the twin's committed
+result and replays it instead of writing twice.
 
-Each handler is registered under a stable name (:data:`ROUTES`), which is
-the key of its rows in the inbox. Renaming or moving a function must not make
-a redelivered command look new, so the name is spelled out, not derived.
+:data:`COMMAND_HANDLERS` is the ledger's table of handlers, each under the
+stable name its inbox rows are kept under.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from domain.aggregate import Event
 from domain.errors import DomainError
-from domain.ledger.commands import CommandRejected, Deposit, OpenAccount, Transfer, Withdraw
+from domain.ledger.account import Account, EntryKind
+from domain.ledger.commands import (
+    CommandRejected,
+    Deposit,
+    OpenAccount,
+    TransferFunds,
+    Withdraw,
+)
+from domain.ledger.errors import AccountNotFound
+from domain.ledger.transfer import Transfer
 from domain.messages import Command
-from service_layer.ledger import services
 from service_layer.ledger.unit_of_work import LedgerUnitOfWork
 from service_layer.ledger.views import AccountView, EntryView, Outcome, TransferView
-from service_layer.messagebus import Inbox, MessageBus
-from service_layer.retry import RetryPolicy
+from service_layer.messagebus import Handler, Inbox
+from service_layer.retry import RetryPolicy, retrying
 from service_layer.unit_of_work import AbstractUnitOfWork
+from uuid import UUID
 
 
 async def open_account(
-    command: OpenAccount, uow: LedgerUnitOfWork, policy: RetryPolicy
+    command: OpenAccount, uow: LedgerUnitOfWork, policy: RetryPolicy | None = None
 ) -> AccountView:
-    return await services.open_account(
-        uow,
-        owner=command.owner,
-        currency=command.currency,
-        account_id=command.account_id,
-        policy=policy,
-    )
+    """Open an empty account. The command names the id, so a replay answers with the
+    account it opened the first time instead of opening a second one."""
+    async def attempt() -> AccountView:
+        async with uow:
+            existing = await uow.accounts.get(command.account_id)
+            if existing is not None:
+                existing.check_reopen(owner=command.owner, currency=command.currency)
+                return AccountView.of(existing)
+            account = Account.open(
+                owner=command.owner, currency=command.currency, account_id=command.account_id
+            )
+            uow.accounts.add(account)
+            await uow.commit()
+            return AccountView.of(account)
+
+    return await retrying(attempt, policy)
 
 
 async def deposit(
-    command: Deposit, uow: LedgerUnitOfWork, policy: RetryPolicy
+    command: Deposit, uow: LedgerUnitOfWork, policy: RetryPolicy | None = None
 ) -> Outcome[EntryView]:
-    return await services.deposit(
-        uow,
-        account_id=command.account_id,
-        amount=command.amount,
-        reference=command.reference,
-        policy=policy,
-    )
+    return await _post(uow, EntryKind.DEPOSIT, command.account_id, command, policy)
 
 
 async def withdraw(
-    command: Withdraw, uow: LedgerUnitOfWork, policy: RetryPolicy
+    command: Withdraw, uow: LedgerUnitOfWork, policy: RetryPolicy | None = None
 ) -> Outcome[EntryView]:
-    return await services.withdraw(
-        uow,
-        account_id=command.account_id,
-        amount=command.amount,
-        reference=command.reference,
-        policy=policy,
-    )
+    return await _post(uow, EntryKind.WITHDRAWAL, command.account_id, command, policy)
+
+
+async def _post(
+    uow: LedgerUnitOfWork,
+    kind: EntryKind,
+    account_id: UUID,
+    command: Deposit | Withdraw,
+    policy: RetryPolicy | None,
+) -> Outcome[EntryView]:
+    amount, reference = command.amount, command.reference
+
+    async def attempt() -> Outcome[EntryView]:
+        async with uow:
+            account = await _locked_account(uow, account_id)
+            earlier = await uow.entries.list(
+                where={"account_id": account_id, "kind": kind, "reference": reference}, limit=1
+            )
+            if earlier:
+                earlier[0].check_replay(amount=amount)
+                return Outcome(EntryView.of(earlier[0]), created=False)
+            if kind is EntryKind.DEPOSIT:
+                entry = account.deposit(amount, reference=reference)
+            else:
+                entry = account.withdraw(amount, reference=reference)
+            uow.entries.add(entry)
+            await uow.commit()
+            return Outcome(EntryView.of(entry), created=True)
+
+    return await retrying(attempt, policy)
 
 
 async def transfer(
-    command: Transfer, uow: LedgerUnitOfWork, policy: RetryPolicy
+    command: TransferFunds, uow: LedgerUnitOfWork, policy: RetryPolicy | None = None
 ) -> Outcome[TransferView]:
-    return await services.transfer(
-        uow,
-        source_id=command.source_id,
-        target_id=command.target_id,
-        amount=command.amount,
-        reference=command.reference,
-        policy=policy,
-    )
+    """Move money between two accounts of the same currency, all or nothing."""
+    source_id, target_id = command.source_id, command.target_id
+
+    async def attempt() -> Outcome[TransferView]:
+        async with uow:
+            # Always lock in id order: two opposite transfers then queue on the
+            # same first row instead of each holding the row the other needs.
+            locked = {
+                account_id: await _locked_account(uow, account_id)
+                for account_id in sorted({source_id, target_id})
+            }
+            earlier = await uow.transfers.list(where={"reference": command.reference}, limit=1)
+            if earlier:
+                earlier[0].check_replay(
+                    source_id=source_id, target_id=target_id, amount=command.amount
+                )
+                return Outcome(TransferView.of(earlier[0]), created=False)
+            posting = Transfer.between(
+                locked[source_id],
+                locked[target_id],
+                amount=command.amount,
+                reference=command.reference,
+            )
+            uow.transfers.add(posting.transfer)
+            uow.entries.add(posting.debit)
+            uow.entries.add(posting.credit)
+            await uow.commit()
+            return Outcome(TransferView.of(posting.transfer), created=True)
+
+    return await retrying(attempt, policy)
 
 
-ROUTES: dict[type[Command], tuple[Callable[..., Any], str]] = {
-    OpenAccount: (open_account, "ledger.open_account"),
-    Deposit: (deposit, "ledger.deposit"),
-    Withdraw: (withdraw, "ledger.withdraw"),
-    Transfer: (transfer, "ledger.transfer"),
+async def _locked_account(uow: LedgerUnitOfWork, account_id: UUID) -> Account:
+    account = await uow.accounts.get_for_update(account_id)
+    if account is None:
+        raise AccountNotFound(f"no account with id {account_id}")
+    return account
+
+
+COMMAND_HANDLERS: dict[type[Command], Handler] = {
+    OpenAccount: Handler(open_account, "ledger.open_account"),
+    Deposit: Handler(deposit, "ledger.deposit"),
+    Withdraw: Handler(withdraw, "ledger.withdraw"),
+    TransferFunds: Handler(transfer, "ledger.transfer"),
 }
-"""Each command's handler and the name its inbox rows are kept under."""
-
-
-def inbox_name(kind: type[Command]) -> str:
-    """The inbox key of ``kind``'s handler; a rejection is recorded under it too."""
-    return ROUTES[kind][1]
-
-
-def build_bus(
-    uow_factory: Callable[[], LedgerUnitOfWork],
-    *,
-    policy: RetryPolicy,
-    inbox: Inbox | None = None,
-) -> MessageBus[LedgerUnitOfWork]:
-    """The ledger's bus; ``uow_factory`` should write the outbox (``with_outbox``)."""
-    bus = MessageBus(uow_factory, dependencies={"policy": policy}, inbox=inbox)
-    for kind, (handler, name) in ROUTES.items():
-        bus.register_command(kind, handler, name=name)
-    return bus
+"""Each command's handler, under the name its inbox rows are kept under."""
 
 
 class EventOutbox(Protocol):
@@ -128,7 +175,7 @@ async def reject_command(
     again (its funds may have arrived meanwhile) nor announced twice — the
     second attempt's commit raises ``DuplicateMessage``.
     """
-    inbox.guard(uow, command.message_id, inbox_name(type(command)))
+    inbox.guard(uow, command.message_id, COMMAND_HANDLERS[type(command)].name)
     rejected = CommandRejected(
         command_message_id=command.message_id, code=error.code, detail=error.detail
     )

@@ -2,7 +2,8 @@
 
 Column types are spelled with plain SQLAlchemy types, not the application's
 TypeDecorators: a migration is a frozen record and must not change when the
-application code does.
+application code does. The first revision of the ledger's own branch
+(``ledger``), which depends on the kernel's.
 
 Revision ID: ledger_0001
 Revises:
@@ -18,8 +19,8 @@ from alembic import op
 
 revision: str = "ledger_0001"
 down_revision: str | Sequence[str] | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = ("ledger",)
+depends_on: str | Sequence[str] | None = "kernel_0001"
 
 
 def upgrade() -> None:

@@ -6,7 +6,7 @@ when the service reports a replay of the same ``reference``. A write is a
 command handed to the message bus — the same command, handler and outbox as
 when it arrives on ``ledger.commands`` — and a read calls a query function.
 Errors are raised by the service layer and turned into problem documents by
-``problems.py``.
+the kernel's ``entrypoints/http/problems.py``, by the errors' kinds.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from domain.ledger.commands import Deposit, OpenAccount, Transfer, Withdraw
-from entrypoints.http.dependencies import LedgerBusDep, LedgerUnitOfWorkDep
+from domain.ledger.commands import Deposit, OpenAccount, TransferFunds, Withdraw
 from entrypoints.http.problems import problem_responses
-from entrypoints.http.schemas import (
+from entrypoints.ledger.dependencies import LedgerBusDep, LedgerUnitOfWorkDep
+from entrypoints.ledger.schemas import (
     MAX_PAGE,
     AccountResponse,
     EntryPageResponse,
@@ -29,7 +29,7 @@ from entrypoints.http.schemas import (
     TransferRequest,
     TransferResponse,
 )
-from service_layer.ledger import services
+from service_layer.ledger import reads
 from service_layer.ledger.views import AccountView, EntryView, Outcome, TransferView
 
 router = APIRouter(tags=["ledger"])
@@ -60,7 +60,7 @@ async def open_account(
 
 @router.get("/accounts/{account_id}", responses=problem_responses(404, 422), summary="An account")
 async def get_account(account_id: UUID, uow: LedgerUnitOfWorkDep) -> AccountResponse:
-    return AccountResponse.model_validate(await services.get_account(uow, account_id))
+    return AccountResponse.model_validate(await reads.get_account(uow, account_id))
 
 
 @router.post(
@@ -107,7 +107,7 @@ async def list_entries(
         Query(max_length=512, description="The `next` cursor of the previous page."),
     ] = None,
 ) -> EntryPageResponse:
-    page = await services.list_entries(uow, account_id, limit=limit, after=after)
+    page = await reads.list_entries(uow, account_id, limit=limit, after=after)
     return EntryPageResponse.model_validate(page)
 
 
@@ -120,7 +120,7 @@ async def list_entries(
 async def transfer(
     body: TransferRequest, bus: LedgerBusDep, request: Request, response: Response
 ) -> TransferResponse:
-    command = Transfer(
+    command = TransferFunds(
         source_id=body.source_id,
         target_id=body.target_id,
         amount=body.amount,
@@ -136,4 +136,4 @@ async def transfer(
 
 @router.get("/transfers/{transfer_id}", responses=problem_responses(404, 422), summary="A transfer")
 async def get_transfer(transfer_id: UUID, uow: LedgerUnitOfWorkDep) -> TransferResponse:
-    return TransferResponse.model_validate(await services.get_transfer(uow, transfer_id))
+    return TransferResponse.model_validate(await reads.get_transfer(uow, transfer_id))

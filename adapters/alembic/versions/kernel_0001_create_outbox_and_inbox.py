@@ -1,15 +1,14 @@
 """Create the messaging kernel's tables: the transactional outbox and the inbox.
 
-They belong to the kernel (``adapters.outbox``, ``adapters.inbox``), not to
-the ledger; the revision follows the ledger's only because one linear
-history is what ``upgrade head`` expects. Constraint names are PostgreSQL's
+The first revision of the kernel's own branch (``kernel``), which depends on
+no bounded context; each context's branch depends on it. Constraint names are PostgreSQL's
 defaults for the unnamed constraints of the mapped tables, so a database
 made here and one made by ``metadata.create_all`` are the same.
 ``func.now()`` rather than the text ``now()``: it renders per dialect
 (``CURRENT_TIMESTAMP`` on SQLite, which has no ``now()``).
 
-Revision ID: messaging_0002
-Revises: ledger_0001
+Revision ID: kernel_0001
+Revises:
 Create Date: 2026-11-22 04:22:25.124893
 """
 
@@ -20,9 +19,9 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "messaging_0002"
-down_revision: str | Sequence[str] | None = "ledger_0001"
-branch_labels: str | Sequence[str] | None = None
+revision: str = "kernel_0001"
+down_revision: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = ("kernel",)
 depends_on: str | Sequence[str] | None = None
 
 PENDING = sa.text("published_at IS NULL")
