@@ -39,9 +39,7 @@ async def get_container(request: Request) -> DependencyContainer:
     in a worker thread, and that hand-off cost a fifth of a request's throughput
     in ``bench.http``.
     """
-    container: DependencyContainer | None = getattr(
-        request.app.state, "container", None
-    )
+    container: DependencyContainer | None = getattr(request.app.state, "container", None)
     if container is None:
         raise RuntimeError(
             "no DependencyContainer on app.state.container; build the app with "

@@ -98,9 +98,7 @@ def upgrade_to_head(url: str, locations: Sequence[Path] = ()) -> None:
     )
 
 
-async def upgrade_to_head_async(
-    target: str | AsyncEngine, locations: Sequence[Path] = ()
-) -> None:
+async def upgrade_to_head_async(target: str | AsyncEngine, locations: Sequence[Path] = ()) -> None:
     """Migrate to the head of the kernel's branch and of each context's in ``locations``.
 
     Over a URL or an existing engine.

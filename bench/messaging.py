@@ -46,7 +46,7 @@ from adapters.outbox import SqlAlchemyOutbox, SqlAlchemyOutboxStore, outbox_tabl
 from adapters.relay import OutboxRelay, create_relay
 from adapters.serialization import MessageRegistry
 from adapters.unit_of_work import SqlAlchemyUnitOfWork
-from bench.messaging_ledger import compare_commands, compare_relay, open_arena, profile_keel
+from bench.ledger.messaging import compare_commands, compare_relay, open_arena, profile_keel
 from bench.postgres import BenchDatabaseError, fresh_database
 from bench.report import bootstrap_interval, ratio_of_totals, table, write_json
 from domain.aggregate import Aggregate, Event

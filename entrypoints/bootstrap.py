@@ -58,6 +58,8 @@ class Container(DependencyContainer):
     broker: Broker
     relay: OutboxRelay
     contexts: Mapping[str, ContextWiring[Any]]
+    dependencies: Mapping[str, Any]
+    """What handlers may ask for by parameter name, besides ``uow``."""
     store: InMemoryStore | None = None
     """The fakes' shared store when bootstrapped with one; ``None`` on a database."""
 
@@ -107,7 +109,12 @@ def bootstrap(
     broker = make_broker(settings)
     dependencies = {"policy": policy, "outbox": outbox, "inbox": inbox, "settings": settings}
     wirings = {
-        context.name: _wire(context, manager, store, [outbox, *hooks], dependencies, inbox)
+        context.name: wire_context(
+            context,
+            _unit_of_work_factory(context, manager, store, [outbox, *hooks]),
+            dependencies=dependencies,
+            inbox=inbox,
+        )
         for context in contexts
     }
     if isinstance(outbox, InMemoryOutbox):
@@ -126,18 +133,17 @@ def bootstrap(
         broker=broker,
         relay=relay,
         contexts=wirings,
+        dependencies=dependencies,
         store=store,
     )
 
 
-def _wire(
+def _unit_of_work_factory(
     context: BoundedContext[UowT],
     manager: DatabaseSessionManager,
     store: InMemoryStore | None,
     hooks: Sequence[CommitHook],
-    dependencies: Mapping[str, Any],
-    inbox: Inbox,
-) -> ContextWiring[UowT]:
+) -> Callable[[], UowT]:
     session_factory = manager.session_factory
 
     def make() -> UowT:
@@ -148,6 +154,17 @@ def _wire(
     uow_factory = make
     for hook in hooks:
         uow_factory = with_outbox(uow_factory, hook)
+    return uow_factory
+
+
+def wire_context(
+    context: BoundedContext[UowT],
+    uow_factory: Callable[[], UowT],
+    *,
+    dependencies: Mapping[str, Any],
+    inbox: Inbox,
+) -> ContextWiring[UowT]:
+    """A bus over ``uow_factory`` with the context's handlers, bound by parameter name."""
     bus = MessageBus(uow_factory, dependencies=dependencies, inbox=inbox)
     for kind, handler in context.commands.items():
         bus.register_command(kind, handler.function, name=handler.name)

@@ -218,8 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             written = scaffold(args.name, args.root)
         except ScaffoldError as exc:
             return _fail(str(exc), EXIT_USAGE)
-        print(f"keel: created the context {args.name!r} in {len(written)} files; add it to "
-              f"KEEL_CONTEXTS (e.g. KEEL_CONTEXTS={','.join([*settings.context_names, args.name])})")
+        print(
+            f"keel: created the context {args.name!r} in {len(written)} files; add it to "
+            f"KEEL_CONTEXTS (e.g. KEEL_CONTEXTS={','.join([*settings.context_names, args.name])})"
+        )
         return EXIT_OK
     if args.command == "revision":
         return _revision(settings, contexts, args)

@@ -48,8 +48,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.database import safe_url
 from adapters.repository import InMemoryStore
+from tests.faults.harness import LeakCheck
 from tests.support import postgres
 from tests.support.databases import Backend, SqlDatabase
+
+
+@pytest.fixture
+async def leak_check() -> AsyncIterator[LeakCheck]:
+    """A :class:`~tests.faults.harness.LeakCheck` for the test's engines, verified at its end."""
+    check = LeakCheck()
+    yield check
+    await check.verify()
+
 
 MEMORY = pytest.param("memory", marks=pytest.mark.unit)
 POSTGRESQL = pytest.param("postgresql", marks=pytest.mark.integration)

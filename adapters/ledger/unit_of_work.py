@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any
 
-
 from adapters.ledger.integrity import idempotency_conflict
 from adapters.ledger.queries import InMemoryLedgerQueries, SqlAlchemyLedgerQueries
 from adapters.sql_errors import UNIQUE_VIOLATION

@@ -57,8 +57,14 @@ class Transfer(Aggregate[UUID]):
 
     @classmethod
     def between(cls, source: Account, target: Account, *, amount: int, reference: str) -> Posting:
-        """Debit ``source`` and credit ``target``; both change or neither does."""
-        check_transfer_request(source.id, target.id, amount=amount, reference=reference)
+        """Debit ``source`` and credit ``target``; both change or neither does.
+
+        The request itself was checked by :func:`check_transfer_request` before
+        any account was read; the accounts' own methods check the amount again
+        as part of their invariants.
+        """
+        if source.id == target.id:
+            raise SameAccount(f"a transfer needs two different accounts; got {source.id} twice")
         if source.currency != target.currency:
             raise CurrencyMismatch(
                 f"account {source.id} holds {source.currency} but account {target.id} "

@@ -41,6 +41,8 @@ Reference = Annotated[
     Field(min_length=1, max_length=100, description="The client's idempotency key."),
     AfterValidator(_printable),
 ]
+
+
 class OpenAccountRequest(RequestModel):
     owner: Owner = Field(examples=["Ada Lovelace"])
     currency: Currency
@@ -93,4 +95,3 @@ class TransferResponse(ResponseModel):
 class EntryPageResponse(ResponseModel):
     items: list[EntryResponse]
     next: str | None = Field(description="Cursor for the next page, or null on the last one.")
-

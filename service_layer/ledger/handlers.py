@@ -16,6 +16,7 @@ stable name its inbox rows are kept under.
 from __future__ import annotations
 
 from typing import Protocol
+from uuid import UUID
 
 from domain.aggregate import Event
 from domain.errors import DomainError
@@ -28,14 +29,14 @@ from domain.ledger.commands import (
     Withdraw,
 )
 from domain.ledger.errors import AccountNotFound
-from domain.ledger.transfer import Transfer
+from domain.ledger.transfer import Transfer, check_transfer_request
+from domain.ledger.values import check_amount, check_reference
 from domain.messages import Command
 from service_layer.ledger.unit_of_work import LedgerUnitOfWork
 from service_layer.ledger.views import AccountView, EntryView, Outcome, TransferView
 from service_layer.messagebus import Handler, Inbox
 from service_layer.retry import RetryPolicy, retrying
 from service_layer.unit_of_work import AbstractUnitOfWork
-from uuid import UUID
 
 
 async def open_account(
@@ -43,6 +44,7 @@ async def open_account(
 ) -> AccountView:
     """Open an empty account. The command names the id, so a replay answers with the
     account it opened the first time instead of opening a second one."""
+
     async def attempt() -> AccountView:
         async with uow:
             existing = await uow.accounts.get(command.account_id)
@@ -78,7 +80,8 @@ async def _post(
     command: Deposit | Withdraw,
     policy: RetryPolicy | None,
 ) -> Outcome[EntryView]:
-    amount, reference = command.amount, command.reference
+    # Refused before any work: a malformed command never takes a lock.
+    amount, reference = check_amount(command.amount), check_reference(command.reference)
 
     async def attempt() -> Outcome[EntryView]:
         async with uow:
@@ -105,6 +108,9 @@ async def transfer(
 ) -> Outcome[TransferView]:
     """Move money between two accounts of the same currency, all or nothing."""
     source_id, target_id = command.source_id, command.target_id
+    # Refused before any work; Transfer.between relies on it and checks only
+    # what needs the two accounts.
+    check_transfer_request(source_id, target_id, amount=command.amount, reference=command.reference)
 
     async def attempt() -> Outcome[TransferView]:
         async with uow:

@@ -28,8 +28,7 @@ from sqlalchemy import select
 from adapters.database import DatabaseSessionManager
 from adapters.outbox import SqlAlchemyOutbox, SqlAlchemyOutboxStore, outbox_table, with_outbox
 from adapters.relay import create_relay
-from tests.faults.harness import LeakCheck
-from tests.faults.ledger_under_test import HoldBeforeCommit
+from tests.faults.harness import HoldBeforeCommit, LeakCheck
 from tests.faults.sample_database import actors, sample_database
 from tests.messaging.factories import AddFactory, OpenCounterFactory
 from tests.messaging.sample import Counter

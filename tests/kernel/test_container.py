@@ -13,13 +13,12 @@ from sqlalchemy import text
 from adapters.container import ContainerDep, DependencyContainer
 from adapters.database import DatabaseSessionManager
 from adapters.settings import Settings
-from tests.kernel.things_uow import InMemoryThingUnitOfWork
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def container(tmp_path: Path) -> AsyncIterator[DependencyContainer[InMemoryThingUnitOfWork]]:
+async def container(tmp_path: Path) -> AsyncIterator[DependencyContainer]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'container.db'}"
     manager = DatabaseSessionManager()
     manager.init(url)
@@ -27,7 +26,6 @@ async def container(tmp_path: Path) -> AsyncIterator[DependencyContainer[InMemor
         yield DependencyContainer(
             settings=Settings(database_url=url),
             session_manager=manager,
-            uow_factory=InMemoryThingUnitOfWork,
         )
     finally:
         await manager.close()
@@ -44,7 +42,7 @@ def app_reporting_its_container() -> FastAPI:
 
 
 async def test_get_container_returns_the_container_on_app_state(
-    container: DependencyContainer[InMemoryThingUnitOfWork],
+    container: DependencyContainer,
 ) -> None:
     app = app_reporting_its_container()
     app.state.container = container
@@ -65,13 +63,7 @@ async def test_get_container_without_one_names_where_it_should_be() -> None:
 
 
 async def test_the_session_factory_works_outside_a_request(
-    container: DependencyContainer[InMemoryThingUnitOfWork],
+    container: DependencyContainer,
 ) -> None:
     async with container.db_session_factory() as session:
         assert (await session.execute(text("select 1"))).scalar_one() == 1
-
-
-def test_the_uow_factory_makes_a_new_unit_of_work_each_time(
-    container: DependencyContainer[InMemoryThingUnitOfWork],
-) -> None:
-    assert container.uow_factory() is not container.uow_factory()

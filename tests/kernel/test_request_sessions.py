@@ -23,7 +23,6 @@ from adapters.database import (
 )
 from adapters.settings import Settings
 from tests.kernel.http_app import build_app, children, http_metadata, parents
-from tests.kernel.things_uow import InMemoryThingUnitOfWork
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +100,6 @@ def app_under_test(
     app.state.container = DependencyContainer(
         settings=Settings(database_url=database_url),
         session_manager=manager,
-        uow_factory=InMemoryThingUnitOfWork,
     )
     return app, manager
 

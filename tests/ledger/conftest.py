@@ -20,10 +20,16 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from adapters.database import DatabaseSessionManager
+from adapters.ledger.orm import start_mappers
+from adapters.ledger.unit_of_work import InMemoryLedgerUnitOfWork, SqlAlchemyLedgerUnitOfWork
 from adapters.migrate import upgrade_to_head_async
 from adapters.repository import InMemoryStore
-from service_layer.ledger.unit_of_work import InMemoryLedgerUnitOfWork, SqlAlchemyLedgerUnitOfWork
+from tests.ledger.wiring import LEDGER_MIGRATIONS
 from tests.support import postgres
+
+# Mapping is the composition root's job (bootstrap starts every context's
+# mappers once); these tests build units of work by hand, so they do it here.
+start_mappers()
 
 SqlUowFactory = Callable[[], SqlAlchemyLedgerUnitOfWork]
 MemoryUowFactory = Callable[[], InMemoryLedgerUnitOfWork]
@@ -50,7 +56,7 @@ async def ledger_postgres(postgres_admin_dsn: str) -> AsyncIterator[DatabaseSess
     url = postgres.sqlalchemy_url(postgres_admin_dsn, name)
     manager = DatabaseSessionManager()
     try:
-        await upgrade_to_head_async(url)
+        await upgrade_to_head_async(url, LEDGER_MIGRATIONS)
         # Room for the concurrency tests' many simultaneous units of work.
         manager.init(url, pool_size=10, max_overflow=10, pool_timeout=60)
         yield manager
@@ -64,7 +70,7 @@ async def ledger_sqlite(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[DatabaseSessionManager]:
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('ledger') / 'ledger.db'}"
-    await upgrade_to_head_async(url)
+    await upgrade_to_head_async(url, LEDGER_MIGRATIONS)
     manager = DatabaseSessionManager()
     manager.init(url)
     try:

@@ -20,7 +20,8 @@ from factory.base import DictFactory, Factory
 from factory.declarations import LazyFunction, PostGeneration, Sequence
 
 from domain.ledger.account import Account
-from service_layer.ledger import services
+from domain.ledger.commands import Deposit, OpenAccount
+from service_layer.ledger import handlers, reads
 from service_layer.ledger.unit_of_work import LedgerUnitOfWork
 from service_layer.ledger.views import AccountView
 
@@ -68,8 +69,12 @@ async def open_funded_account(
     uow: LedgerUnitOfWork, balance: int = 0, *, currency: str = "EUR"
 ) -> AccountView:
     """An account opened, and funded by one deposit, through the service layer."""
-    account = await services.open_account(uow, **OpenAccountArgs.build(currency=currency))
+    account = await handlers.open_account(
+        OpenAccount(**OpenAccountArgs.build(currency=currency)), uow
+    )
     if balance:
-        await services.deposit(uow, account_id=account.id, **MovementArgs.build(amount=balance))
-        account = await services.get_account(uow, account.id)
+        await handlers.deposit(
+            Deposit(account_id=account.id, **MovementArgs.build(amount=balance)), uow
+        )
+        account = await reads.get_account(uow, account.id)
     return account

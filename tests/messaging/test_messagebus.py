@@ -17,14 +17,7 @@ from service_layer.messagebus import (
     UnknownMessage,
 )
 from tests.messaging.factories import AddFactory, OpenCounterFactory
-from tests.messaging.sample import (
-    Add,
-    Added,
-    Counter,
-    CounterOpened,
-    NegativeAmount,
-    OpenCounter,
-)
+from tests.messaging.sample import Add, Added, Counter, CounterOpened, NegativeAmount, OpenCounter
 from tests.messaging.sample_service import (
     CounterUnitOfWork,
     InMemoryCounterUnitOfWork,

@@ -16,11 +16,7 @@ from adapters.outbox import SqlAlchemyOutbox, SqlAlchemyOutboxStore, outbox_tabl
 from adapters.relay import OutboxRelay, create_relay
 from tests.messaging.factories import AddFactory, OpenCounterFactory
 from tests.messaging.sample import Counter, CounterOpened
-from tests.messaging.sample_service import (
-    SqlAlchemyCounterUnitOfWork,
-    make_registry,
-    sql_bus,
-)
+from tests.messaging.sample_service import SqlAlchemyCounterUnitOfWork, make_registry, sql_bus
 from tests.messaging.support import RecordingPublisher, wait_until
 
 pytestmark = pytest.mark.integration

@@ -26,17 +26,13 @@ import pytest
 from sqlalchemy import select
 
 from adapters.ledger.tables import accounts, entries, transfers
+from domain.ledger.commands import Deposit, OpenAccount, TransferFunds, Withdraw
 from domain.ledger.errors import InsufficientFunds, ReferenceReused
-from service_layer.ledger import services
+from service_layer.ledger import handlers, reads
 from service_layer.ledger.views import AccountView, EntryView, Outcome, TransferView
 from service_layer.retry import RetryPolicy
 from tests.ledger.conftest import SqlUowFactory
-from tests.ledger.factories import (
-    MovementArgs,
-    OpenAccountArgs,
-    TransferArgs,
-    open_funded_account,
-)
+from tests.ledger.factories import MovementArgs, OpenAccountArgs, TransferArgs, open_funded_account
 
 pytestmark = pytest.mark.integration
 
@@ -48,14 +44,21 @@ TWINS = 20
 """Requests sent twice at the same moment, with the same reference."""
 
 
+COMMANDS_BY_KIND: dict[str, tuple[Callable[..., Awaitable[Outcome[Any]]], type[Any]]] = {
+    "deposit": (handlers.deposit, Deposit),
+    "withdraw": (handlers.withdraw, Withdraw),
+    "transfer": (handlers.transfer, TransferFunds),
+}
+
+
 @dataclass(frozen=True)
 class Request:
     kind: str
     args: dict[str, Any]
 
     def send(self, uow_factory: SqlUowFactory) -> Awaitable[Outcome[Any]]:
-        operation: Callable[..., Awaitable[Outcome[Any]]] = getattr(services, self.kind)
-        return operation(uow_factory(), **self.args, policy=PATIENT)
+        handler, command = COMMANDS_BY_KIND[self.kind]
+        return handler(command(**self.args), uow_factory(), policy=PATIENT)
 
 
 def _workload(ids: list[UUID], rng: random.Random) -> list[Request]:
@@ -200,12 +203,15 @@ async def test_twin_deposits_with_a_new_reference_apply_once(
     args = MovementArgs.build(account_id=account.id)
 
     outcomes: list[Outcome[EntryView]] = await asyncio.gather(
-        *(services.deposit(postgres_uow_factory(), **args, policy=PATIENT) for _ in range(4))
+        *(
+            handlers.deposit(Deposit(**args), postgres_uow_factory(), policy=PATIENT)
+            for _ in range(4)
+        )
     )
 
     assert sorted(outcome.created for outcome in outcomes) == [False, False, False, True]
     assert len({outcome.value for outcome in outcomes}) == 1
-    stored = await services.get_account(postgres_uow_factory(), account.id)
+    stored = await reads.get_account(postgres_uow_factory(), account.id)
     assert stored.balance == args["amount"]
 
 
@@ -223,11 +229,9 @@ async def test_a_transfer_reference_raced_on_other_accounts_is_refused_as_reused
 
     results = await asyncio.gather(
         *(
-            services.transfer(
+            handlers.transfer(
+                TransferFunds(source_id=source.id, target_id=target.id, **args),
                 postgres_uow_factory(),
-                source_id=source.id,
-                target_id=target.id,
-                **args,
                 policy=PATIENT,
             )
             for source, target in pairs
@@ -245,7 +249,10 @@ async def test_twin_openings_of_one_account_id_answer_the_same_account(
     args = OpenAccountArgs.build(account_id=uuid4())
 
     opened: list[AccountView] = await asyncio.gather(
-        *(services.open_account(postgres_uow_factory(), **args, policy=PATIENT) for _ in range(3))
+        *(
+            handlers.open_account(OpenAccount(**args), postgres_uow_factory(), policy=PATIENT)
+            for _ in range(3)
+        )
     )
 
     assert len(set(opened)) == 1
@@ -260,11 +267,11 @@ async def test_opposite_transfers_between_two_accounts_never_deadlock(
 
     outcomes = await asyncio.gather(
         *(
-            services.transfer(
+            handlers.transfer(
+                TransferFunds(
+                    source_id=source.id, target_id=target.id, **TransferArgs.build(amount=10)
+                ),
                 postgres_uow_factory(),
-                source_id=source.id,
-                target_id=target.id,
-                **TransferArgs.build(amount=10),
                 policy=no_retry,
             )
             for source, target in [(first, second), (second, first)] * 10
@@ -273,6 +280,6 @@ async def test_opposite_transfers_between_two_accounts_never_deadlock(
 
     assert all(outcome.created for outcome in outcomes)
     balances = [
-        (await services.get_account(postgres_uow_factory(), a.id)).balance for a in (first, second)
+        (await reads.get_account(postgres_uow_factory(), a.id)).balance for a in (first, second)
     ]
     assert balances == [1_000, 1_000]

@@ -15,8 +15,9 @@ from sqlalchemy.exc import IntegrityError
 
 from domain.errors import ConcurrencyError
 from domain.ledger.account import Entry, EntryKind
+from domain.ledger.commands import TransferFunds
 from domain.ledger.transfer import Transfer
-from service_layer.ledger import services
+from service_layer.ledger import handlers
 from tests.ledger.conftest import SqlUowFactory
 from tests.ledger.factories import TransferArgs, open_funded_account
 
@@ -37,8 +38,9 @@ async def test_a_duplicate_transfer_reference_is_a_retryable_conflict(
 ) -> None:
     source = await open_funded_account(sql_uow_factory(), 100)
     target = await open_funded_account(sql_uow_factory())
-    first = await services.transfer(
-        sql_uow_factory(), source_id=source.id, target_id=target.id, **TransferArgs.build()
+    first = await handlers.transfer(
+        TransferFunds(source_id=source.id, target_id=target.id, **TransferArgs.build()),
+        sql_uow_factory(),
     )
     twin = Transfer(
         id=uuid4(),

@@ -33,6 +33,7 @@ from adapters.migrate import (
     upgrade_to_head,
     upgrade_to_head_async,
 )
+from tests.ledger.wiring import LEDGER_MIGRATIONS
 from tests.support import postgres
 
 pytestmark = pytest.mark.integration
@@ -100,21 +101,21 @@ def test_the_ledger_tables_are_the_ones_the_migrations_manage() -> None:
 
 
 async def test_the_migrated_schema_matches_the_mapped_tables(fresh_url: str) -> None:
-    await upgrade_to_head_async(fresh_url)
+    await upgrade_to_head_async(fresh_url, LEDGER_MIGRATIONS)
 
     assert await _on(fresh_url, _differences) == []
 
 
 async def test_upgrading_twice_leaves_the_database_at_head(fresh_url: str) -> None:
-    await upgrade_to_head_async(fresh_url)
+    await upgrade_to_head_async(fresh_url, LEDGER_MIGRATIONS)
 
-    await upgrade_to_head_async(fresh_url)
+    await upgrade_to_head_async(fresh_url, LEDGER_MIGRATIONS)
 
     assert await _on(fresh_url, _revision) == _head()
 
 
 async def test_downgrading_to_base_removes_the_ledger_tables(fresh_url: str) -> None:
-    await upgrade_to_head_async(fresh_url)
+    await upgrade_to_head_async(fresh_url, LEDGER_MIGRATIONS)
 
     await _on(fresh_url, lambda c: command.downgrade(_config_on(c), "base"))
 
@@ -128,7 +129,7 @@ def _config_on(connection: Connection) -> Any:
 
 
 async def test_the_database_refuses_a_negative_balance(fresh_url: str) -> None:
-    await upgrade_to_head_async(fresh_url)
+    await upgrade_to_head_async(fresh_url, LEDGER_MIGRATIONS)
     insert = text(
         "INSERT INTO ledger_accounts (id, owner, currency, balance, entry_count, created_at, "
         "version) VALUES (:id, 'x', 'EUR', -1, 0, CURRENT_TIMESTAMP, 1)"
@@ -141,7 +142,7 @@ async def test_the_database_refuses_a_negative_balance(fresh_url: str) -> None:
 def test_the_blocking_upgrade_works_where_no_loop_runs(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'blocking.db'}"
 
-    upgrade_to_head(url)
+    upgrade_to_head(url, LEDGER_MIGRATIONS)
 
     assert _sync_revision(url) == _head()
 
@@ -150,7 +151,7 @@ async def test_an_in_memory_database_is_migrated_through_the_engine_holding_it()
     manager = DatabaseSessionManager()
     manager.init("sqlite+aiosqlite://")
     try:
-        await upgrade_to_head_async(manager.engine)
+        await upgrade_to_head_async(manager.engine, LEDGER_MIGRATIONS)
 
         async with manager.connect() as connection:
             assert await connection.run_sync(_table_names) >= LEDGER_TABLES
@@ -170,7 +171,7 @@ async def test_the_migration_logs_never_carry_the_password(
     url = make_url(postgres.sqlalchemy_url(postgres_admin_dsn, name)).set(password="s3cret-pw")
     caplog.set_level(logging.DEBUG)
     try:
-        await upgrade_to_head_async(url.render_as_string(hide_password=False))
+        await upgrade_to_head_async(url.render_as_string(hide_password=False), LEDGER_MIGRATIONS)
     finally:
         await postgres.drop_database(postgres_admin_dsn, name)
 
@@ -182,7 +183,7 @@ async def test_an_unreachable_database_is_named_without_its_password() -> None:
     url = "postgresql+asyncpg://app:s3cret-pw@127.0.0.1:1/ledger"
 
     with pytest.raises(MigrationError) as caught:
-        await upgrade_to_head_async(url)
+        await upgrade_to_head_async(url, LEDGER_MIGRATIONS)
 
     assert "s3cret-pw" not in str(caught.value)
     assert "app:***@127.0.0.1:1/ledger" in str(caught.value)
@@ -194,7 +195,7 @@ async def test_a_missing_database_is_named_without_its_password(postgres_admin_d
     )
 
     with pytest.raises(MigrationError) as caught:
-        await upgrade_to_head_async(url.render_as_string(hide_password=False))
+        await upgrade_to_head_async(url.render_as_string(hide_password=False), LEDGER_MIGRATIONS)
 
     assert "s3cret-pw" not in str(caught.value)
     assert "keel_no_such_db" in str(caught.value)

@@ -10,23 +10,19 @@ from uuid import uuid4
 import pytest
 
 from domain.ledger.account import EntryKind
+from domain.ledger.commands import Deposit, OpenAccount, TransferFunds, Withdraw
 from domain.ledger.errors import InsufficientFunds, InvalidCursor, ReferenceReused
-from service_layer.ledger import services
+from service_layer.ledger import handlers, reads
 from tests.ledger.conftest import SqlUowFactory
-from tests.ledger.factories import (
-    MovementArgs,
-    OpenAccountArgs,
-    TransferArgs,
-    open_funded_account,
-)
+from tests.ledger.factories import MovementArgs, OpenAccountArgs, TransferArgs, open_funded_account
 
 pytestmark = pytest.mark.integration
 
 
 async def test_an_opened_account_reads_back_exactly(sql_uow_factory: SqlUowFactory) -> None:
-    opened = await services.open_account(sql_uow_factory(), **OpenAccountArgs.build())
+    opened = await handlers.open_account(OpenAccount(**OpenAccountArgs.build()), sql_uow_factory())
 
-    read = await services.get_account(sql_uow_factory(), opened.id)
+    read = await reads.get_account(sql_uow_factory(), opened.id)
 
     assert read == opened
     assert (read.version, read.balance) == (1, 0)
@@ -37,17 +33,19 @@ async def test_reopening_an_account_id_answers_the_stored_account(
     sql_uow_factory: SqlUowFactory,
 ) -> None:
     args = OpenAccountArgs.build(account_id=uuid4())
-    first = await services.open_account(sql_uow_factory(), **args)
+    first = await handlers.open_account(OpenAccount(**args), sql_uow_factory())
 
-    assert await services.open_account(sql_uow_factory(), **args) == first
+    assert await handlers.open_account(OpenAccount(**args), sql_uow_factory()) == first
 
 
 async def test_every_movement_bumps_the_stored_version(sql_uow_factory: SqlUowFactory) -> None:
     account = await open_funded_account(sql_uow_factory(), 100)
 
-    await services.withdraw(sql_uow_factory(), account_id=account.id, **MovementArgs.build())
+    await handlers.withdraw(
+        Withdraw(account_id=account.id, **MovementArgs.build()), sql_uow_factory()
+    )
 
-    stored = await services.get_account(sql_uow_factory(), account.id)
+    stored = await reads.get_account(sql_uow_factory(), account.id)
     assert (stored.balance, stored.version) == (0, account.version + 1)
 
 
@@ -56,12 +54,12 @@ async def test_a_replayed_deposit_answers_exactly_the_stored_entry(
 ) -> None:
     account = await open_funded_account(sql_uow_factory())
     args = MovementArgs.build(account_id=account.id)
-    first = await services.deposit(sql_uow_factory(), **args)
+    first = await handlers.deposit(Deposit(**args), sql_uow_factory())
 
-    replay = await services.deposit(sql_uow_factory(), **args)
+    replay = await handlers.deposit(Deposit(**args), sql_uow_factory())
 
     assert (replay.value, replay.created) == (first.value, False)
-    assert (await services.get_account(sql_uow_factory(), account.id)).version == 2
+    assert (await reads.get_account(sql_uow_factory(), account.id)).version == 2
 
 
 async def test_a_stored_reference_with_another_amount_is_refused(
@@ -69,35 +67,36 @@ async def test_a_stored_reference_with_another_amount_is_refused(
 ) -> None:
     account = await open_funded_account(sql_uow_factory())
     args = MovementArgs.build(account_id=account.id, amount=5)
-    await services.deposit(sql_uow_factory(), **args)
+    await handlers.deposit(Deposit(**args), sql_uow_factory())
 
     with pytest.raises(ReferenceReused):
-        await services.deposit(sql_uow_factory(), **{**args, "amount": 6})
+        await handlers.deposit(Deposit(**{**args, "amount": 6}), sql_uow_factory())
 
 
 async def test_a_refused_withdrawal_writes_nothing(sql_uow_factory: SqlUowFactory) -> None:
     account = await open_funded_account(sql_uow_factory(), 50)
 
     with pytest.raises(InsufficientFunds):
-        await services.withdraw(
-            sql_uow_factory(), account_id=account.id, **MovementArgs.build(amount=51)
+        await handlers.withdraw(
+            Withdraw(account_id=account.id, **MovementArgs.build(amount=51)), sql_uow_factory()
         )
 
-    assert await services.get_account(sql_uow_factory(), account.id) == account
-    assert len((await services.list_entries(sql_uow_factory(), account.id)).items) == 1
+    assert await reads.get_account(sql_uow_factory(), account.id) == account
+    assert len((await reads.list_entries(sql_uow_factory(), account.id)).items) == 1
 
 
 async def test_a_transfer_reads_back_with_both_entries(sql_uow_factory: SqlUowFactory) -> None:
     source = await open_funded_account(sql_uow_factory(), 100)
     target = await open_funded_account(sql_uow_factory())
 
-    outcome = await services.transfer(
-        sql_uow_factory(), source_id=source.id, target_id=target.id, **TransferArgs.build()
+    outcome = await handlers.transfer(
+        TransferFunds(source_id=source.id, target_id=target.id, **TransferArgs.build()),
+        sql_uow_factory(),
     )
 
-    assert await services.get_transfer(sql_uow_factory(), outcome.value.id) == outcome.value
-    debit = (await services.list_entries(sql_uow_factory(), source.id)).items[-1]
-    credit = (await services.list_entries(sql_uow_factory(), target.id)).items[-1]
+    assert await reads.get_transfer(sql_uow_factory(), outcome.value.id) == outcome.value
+    debit = (await reads.list_entries(sql_uow_factory(), source.id)).items[-1]
+    credit = (await reads.list_entries(sql_uow_factory(), target.id)).items[-1]
     assert (debit.kind, debit.transfer_id, debit.balance_after) == (
         "transfer_out",
         outcome.value.id,
@@ -116,9 +115,9 @@ async def test_a_replayed_transfer_answers_exactly_the_stored_transfer(
     source = await open_funded_account(sql_uow_factory(), 100)
     target = await open_funded_account(sql_uow_factory())
     args = TransferArgs.build(source_id=source.id, target_id=target.id)
-    first = await services.transfer(sql_uow_factory(), **args)
+    first = await handlers.transfer(TransferFunds(**args), sql_uow_factory())
 
-    replay = await services.transfer(sql_uow_factory(), **args)
+    replay = await handlers.transfer(TransferFunds(**args), sql_uow_factory())
 
     assert (replay.value, replay.created) == (first.value, False)
 
@@ -128,13 +127,17 @@ async def test_the_journal_pages_through_every_stored_entry(
 ) -> None:
     account = await open_funded_account(sql_uow_factory())
     made = [
-        (await services.deposit(sql_uow_factory(), account_id=account.id, **MovementArgs.build()))
+        (
+            await handlers.deposit(
+                Deposit(account_id=account.id, **MovementArgs.build()), sql_uow_factory()
+            )
+        )
         for _ in range(5)
     ]
 
-    first = await services.list_entries(sql_uow_factory(), account.id, limit=3)
+    first = await reads.list_entries(sql_uow_factory(), account.id, limit=3)
     assert first.next is not None
-    rest = await services.list_entries(sql_uow_factory(), account.id, limit=3, after=first.next)
+    rest = await reads.list_entries(sql_uow_factory(), account.id, limit=3, after=first.next)
 
     assert [*first.items, *rest.items] == [outcome.value for outcome in made]
     assert rest.next is None
@@ -144,15 +147,15 @@ async def test_a_forged_cursor_is_refused(sql_uow_factory: SqlUowFactory) -> Non
     account = await open_funded_account(sql_uow_factory())
 
     with pytest.raises(InvalidCursor):
-        await services.list_entries(sql_uow_factory(), account.id, after="djE6LTE")
+        await reads.list_entries(sql_uow_factory(), account.id, after="djE6LTE")
 
 
 async def test_entries_load_as_domain_objects_with_their_kind(
     sql_uow_factory: SqlUowFactory,
 ) -> None:
     account = await open_funded_account(sql_uow_factory())
-    outcome = await services.deposit(
-        sql_uow_factory(), account_id=account.id, **MovementArgs.build()
+    outcome = await handlers.deposit(
+        Deposit(account_id=account.id, **MovementArgs.build()), sql_uow_factory()
     )
 
     async with sql_uow_factory() as uow:

@@ -6,6 +6,8 @@ from uuid import uuid4
 
 import pytest
 
+from adapters.ledger.unit_of_work import InMemoryLedgerUnitOfWork
+from domain.ledger.commands import Deposit, Withdraw
 from domain.ledger.errors import (
     AccountNotFound,
     InsufficientFunds,
@@ -14,8 +16,7 @@ from domain.ledger.errors import (
     ReferenceReused,
 )
 from domain.ledger.events import Deposited, Withdrawn
-from service_layer.ledger import services
-from service_layer.ledger.unit_of_work import InMemoryLedgerUnitOfWork
+from service_layer.ledger import handlers, reads
 from tests.ledger.factories import MovementArgs, open_funded_account
 
 pytestmark = pytest.mark.unit
@@ -24,7 +25,9 @@ pytestmark = pytest.mark.unit
 async def test_a_deposit_credits_the_account(uow: InMemoryLedgerUnitOfWork) -> None:
     account = await open_funded_account(uow)
 
-    outcome = await services.deposit(uow, account_id=account.id, **MovementArgs.build(amount=250))
+    outcome = await handlers.deposit(
+        Deposit(account_id=account.id, **MovementArgs.build(amount=250)), uow
+    )
 
     assert outcome.created
     assert (outcome.value.kind, outcome.value.amount, outcome.value.balance_after) == (
@@ -33,21 +36,21 @@ async def test_a_deposit_credits_the_account(uow: InMemoryLedgerUnitOfWork) -> N
         250,
     )
     assert (outcome.value.account_id, outcome.value.transfer_id) == (account.id, None)
-    assert (await services.get_account(uow, account.id)).balance == 250
+    assert (await reads.get_account(uow, account.id)).balance == 250
 
 
 async def test_a_deposit_bumps_the_account_version(uow: InMemoryLedgerUnitOfWork) -> None:
     account = await open_funded_account(uow)
 
-    await services.deposit(uow, account_id=account.id, **MovementArgs.build())
+    await handlers.deposit(Deposit(account_id=account.id, **MovementArgs.build()), uow)
 
-    assert (await services.get_account(uow, account.id)).version == account.version + 1
+    assert (await reads.get_account(uow, account.id)).version == account.version + 1
 
 
 async def test_a_deposit_raises_deposited(uow: InMemoryLedgerUnitOfWork) -> None:
     account = await open_funded_account(uow)
 
-    outcome = await services.deposit(uow, account_id=account.id, **MovementArgs.build())
+    outcome = await handlers.deposit(Deposit(account_id=account.id, **MovementArgs.build()), uow)
 
     events = list(uow.collect_new_events())
     assert [type(event) for event in events] == [Deposited]
@@ -60,13 +63,13 @@ async def test_a_replayed_deposit_answers_the_first_entry_and_changes_nothing(
 ) -> None:
     account = await open_funded_account(uow)
     args = MovementArgs.build()
-    first = await services.deposit(uow, account_id=account.id, **args)
-    before = await services.get_account(uow, account.id)
+    first = await handlers.deposit(Deposit(account_id=account.id, **args), uow)
+    before = await reads.get_account(uow, account.id)
 
-    replay = await services.deposit(uow, account_id=account.id, **args)
+    replay = await handlers.deposit(Deposit(account_id=account.id, **args), uow)
 
     assert (replay.value, replay.created) == (first.value, False)
-    assert await services.get_account(uow, account.id) == before
+    assert await reads.get_account(uow, account.id) == before
 
 
 async def test_a_deposit_reusing_a_reference_with_another_amount_is_refused(
@@ -74,10 +77,10 @@ async def test_a_deposit_reusing_a_reference_with_another_amount_is_refused(
 ) -> None:
     account = await open_funded_account(uow)
     args = MovementArgs.build(amount=10)
-    await services.deposit(uow, account_id=account.id, **args)
+    await handlers.deposit(Deposit(account_id=account.id, **args), uow)
 
     with pytest.raises(ReferenceReused):
-        await services.deposit(uow, account_id=account.id, **{**args, "amount": 11})
+        await handlers.deposit(Deposit(account_id=account.id, **{**args, "amount": 11}), uow)
 
 
 async def test_a_reference_is_unique_per_kind_and_account_only(
@@ -85,11 +88,11 @@ async def test_a_reference_is_unique_per_kind_and_account_only(
 ) -> None:
     first, second = await open_funded_account(uow, 100), await open_funded_account(uow, 100)
     args = MovementArgs.build(amount=10)
-    await services.deposit(uow, account_id=first.id, **args)
+    await handlers.deposit(Deposit(account_id=first.id, **args), uow)
 
     outcomes = [
-        await services.withdraw(uow, account_id=first.id, **args),
-        await services.deposit(uow, account_id=second.id, **args),
+        await handlers.withdraw(Withdraw(account_id=first.id, **args), uow),
+        await handlers.deposit(Deposit(account_id=second.id, **args), uow),
     ]
 
     assert all(outcome.created for outcome in outcomes)
@@ -99,13 +102,15 @@ async def test_a_deposit_to_an_unknown_account_is_account_not_found(
     uow: InMemoryLedgerUnitOfWork,
 ) -> None:
     with pytest.raises(AccountNotFound):
-        await services.deposit(uow, account_id=uuid4(), **MovementArgs.build())
+        await handlers.deposit(Deposit(account_id=uuid4(), **MovementArgs.build()), uow)
 
 
 async def test_a_withdrawal_debits_the_account(uow: InMemoryLedgerUnitOfWork) -> None:
     account = await open_funded_account(uow, 100)
 
-    outcome = await services.withdraw(uow, account_id=account.id, **MovementArgs.build(amount=40))
+    outcome = await handlers.withdraw(
+        Withdraw(account_id=account.id, **MovementArgs.build(amount=40)), uow
+    )
 
     assert (outcome.created, outcome.value.kind, outcome.value.balance_after) == (
         True,
@@ -122,10 +127,12 @@ async def test_a_withdrawal_beyond_the_balance_is_refused_and_keeps_nothing(
     commits = uow.commits
 
     with pytest.raises(InsufficientFunds):
-        await services.withdraw(uow, account_id=account.id, **MovementArgs.build(amount=101))
+        await handlers.withdraw(
+            Withdraw(account_id=account.id, **MovementArgs.build(amount=101)), uow
+        )
 
     assert uow.commits == commits
-    assert await services.get_account(uow, account.id) == account
+    assert await reads.get_account(uow, account.id) == account
 
 
 async def test_a_refused_withdrawal_leaves_its_reference_free(
@@ -134,10 +141,10 @@ async def test_a_refused_withdrawal_leaves_its_reference_free(
     account = await open_funded_account(uow, 100)
     args = MovementArgs.build(amount=150)
     with pytest.raises(InsufficientFunds):
-        await services.withdraw(uow, account_id=account.id, **args)
-    await services.deposit(uow, account_id=account.id, **MovementArgs.build(amount=50))
+        await handlers.withdraw(Withdraw(account_id=account.id, **args), uow)
+    await handlers.deposit(Deposit(account_id=account.id, **MovementArgs.build(amount=50)), uow)
 
-    outcome = await services.withdraw(uow, account_id=account.id, **args)
+    outcome = await handlers.withdraw(Withdraw(account_id=account.id, **args), uow)
 
     assert (outcome.created, outcome.value.balance_after) == (True, 0)
 
@@ -147,9 +154,9 @@ async def test_a_replayed_withdrawal_answers_the_first_entry_even_when_funds_ran
 ) -> None:
     account = await open_funded_account(uow, 100)
     args = MovementArgs.build(amount=100)
-    first = await services.withdraw(uow, account_id=account.id, **args)
+    first = await handlers.withdraw(Withdraw(account_id=account.id, **args), uow)
 
-    replay = await services.withdraw(uow, account_id=account.id, **args)
+    replay = await handlers.withdraw(Withdraw(account_id=account.id, **args), uow)
 
     assert (replay.value, replay.created) == (first.value, False)
 
@@ -162,6 +169,6 @@ async def test_a_malformed_movement_is_refused_before_any_work(
     uow: InMemoryLedgerUnitOfWork, amount: int, reference: str, error: type[Exception]
 ) -> None:
     with pytest.raises(error):
-        await services.deposit(uow, account_id=uuid4(), amount=amount, reference=reference)
+        await handlers.deposit(Deposit(account_id=uuid4(), amount=amount, reference=reference), uow)
 
     assert (uow.commits, uow.rollbacks) == (0, 0)

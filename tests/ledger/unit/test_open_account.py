@@ -6,10 +6,11 @@ from uuid import uuid4
 
 import pytest
 
+from adapters.ledger.unit_of_work import InMemoryLedgerUnitOfWork
+from domain.ledger.commands import OpenAccount
 from domain.ledger.errors import AccountAlreadyExists, AccountNotFound, InvalidCurrency
 from domain.ledger.events import AccountOpened
-from service_layer.ledger import services
-from service_layer.ledger.unit_of_work import InMemoryLedgerUnitOfWork
+from service_layer.ledger import handlers, reads
 from tests.ledger.factories import OpenAccountArgs
 
 pytestmark = pytest.mark.unit
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.unit
 async def test_a_new_account_is_empty_at_version_one(uow: InMemoryLedgerUnitOfWork) -> None:
     args = OpenAccountArgs.build(currency="USD")
 
-    account = await services.open_account(uow, **args)
+    account = await handlers.open_account(OpenAccount(**args), uow)
 
     assert (account.owner, account.currency, account.balance, account.version) == (
         args["owner"],
@@ -30,13 +31,13 @@ async def test_a_new_account_is_empty_at_version_one(uow: InMemoryLedgerUnitOfWo
 
 
 async def test_an_opened_account_can_be_read_back(uow: InMemoryLedgerUnitOfWork) -> None:
-    opened = await services.open_account(uow, **OpenAccountArgs.build())
+    opened = await handlers.open_account(OpenAccount(**OpenAccountArgs.build()), uow)
 
-    assert await services.get_account(uow, opened.id) == opened
+    assert await reads.get_account(uow, opened.id) == opened
 
 
 async def test_opening_an_account_raises_account_opened(uow: InMemoryLedgerUnitOfWork) -> None:
-    opened = await services.open_account(uow, **OpenAccountArgs.build())
+    opened = await handlers.open_account(OpenAccount(**OpenAccountArgs.build()), uow)
 
     events = list(uow.collect_new_events())
     assert [type(event) for event in events] == [AccountOpened]
@@ -48,9 +49,9 @@ async def test_opening_again_with_the_same_id_and_details_answers_the_account(
     uow: InMemoryLedgerUnitOfWork,
 ) -> None:
     args = OpenAccountArgs.build(account_id=uuid4())
-    first = await services.open_account(uow, **args)
+    first = await handlers.open_account(OpenAccount(**args), uow)
 
-    again = await services.open_account(uow, **args)
+    again = await handlers.open_account(OpenAccount(**args), uow)
 
     assert again == first
     assert uow.commits == 1
@@ -60,17 +61,17 @@ async def test_opening_again_with_the_same_id_and_other_details_is_refused(
     uow: InMemoryLedgerUnitOfWork,
 ) -> None:
     args = OpenAccountArgs.build(account_id=uuid4(), currency="EUR")
-    await services.open_account(uow, **args)
+    await handlers.open_account(OpenAccount(**args), uow)
 
     with pytest.raises(AccountAlreadyExists):
-        await services.open_account(uow, **{**args, "currency": "USD"})
+        await handlers.open_account(OpenAccount(**{**args, "currency": "USD"}), uow)
 
 
 async def test_a_malformed_currency_is_refused_before_any_work(
     uow: InMemoryLedgerUnitOfWork,
 ) -> None:
     with pytest.raises(InvalidCurrency):
-        await services.open_account(uow, **OpenAccountArgs.build(currency="eur"))
+        await handlers.open_account(OpenAccount(**OpenAccountArgs.build(currency="eur")), uow)
 
     assert (uow.commits, uow.rollbacks) == (0, 0)
 
@@ -79,4 +80,4 @@ async def test_reading_an_unknown_account_is_account_not_found(
     uow: InMemoryLedgerUnitOfWork,
 ) -> None:
     with pytest.raises(AccountNotFound):
-        await services.get_account(uow, uuid4())
+        await reads.get_account(uow, uuid4())

@@ -13,11 +13,12 @@ from uuid import uuid4
 
 import pytest
 
+from adapters.ledger.unit_of_work import InMemoryLedgerUnitOfWork
 from adapters.repository import InMemoryStore
 from domain.errors import ConcurrencyError
+from domain.ledger.commands import Deposit, OpenAccount, TransferFunds, Withdraw
 from domain.ledger.errors import ReferenceReused
-from service_layer.ledger import services
-from service_layer.ledger.unit_of_work import InMemoryLedgerUnitOfWork
+from service_layer.ledger import handlers, reads
 from service_layer.retry import RetryPolicy
 from tests.ledger.factories import MovementArgs, OpenAccountArgs, TransferArgs, open_funded_account
 
@@ -49,13 +50,13 @@ async def test_twin_deposits_with_a_new_reference_create_once_and_replay_once(
     args = MovementArgs.build(account_id=account.id)
 
     outcomes = await asyncio.gather(
-        services.deposit(HesitantUnitOfWork(store), **args, policy=QUICK),
-        services.deposit(HesitantUnitOfWork(store), **args, policy=QUICK),
+        handlers.deposit(Deposit(**args), HesitantUnitOfWork(store), policy=QUICK),
+        handlers.deposit(Deposit(**args), HesitantUnitOfWork(store), policy=QUICK),
     )
 
     assert sorted(outcome.created for outcome in outcomes) == [False, True]
     assert outcomes[0].value == outcomes[1].value
-    balance = (await services.get_account(InMemoryLedgerUnitOfWork(store), account.id)).balance
+    balance = (await reads.get_account(InMemoryLedgerUnitOfWork(store), account.id)).balance
     assert balance == args["amount"]
 
 
@@ -65,8 +66,8 @@ async def test_twin_openings_of_one_account_id_answer_the_same_account(
     args = OpenAccountArgs.build(account_id=uuid4())
 
     opened = await asyncio.gather(
-        services.open_account(HesitantUnitOfWork(store), **args, policy=QUICK),
-        services.open_account(HesitantUnitOfWork(store), **args, policy=QUICK),
+        handlers.open_account(OpenAccount(**args), HesitantUnitOfWork(store), policy=QUICK),
+        handlers.open_account(OpenAccount(**args), HesitantUnitOfWork(store), policy=QUICK),
     )
 
     assert opened[0] == opened[1]
@@ -79,18 +80,14 @@ async def test_a_transfer_reference_raced_on_other_accounts_is_refused_as_reused
     args = TransferArgs.build()
 
     results = await asyncio.gather(
-        services.transfer(
+        handlers.transfer(
+            TransferFunds(source_id=accounts[0].id, target_id=accounts[1].id, **args),
             HesitantUnitOfWork(store),
-            source_id=accounts[0].id,
-            target_id=accounts[1].id,
-            **args,
             policy=QUICK,
         ),
-        services.transfer(
+        handlers.transfer(
+            TransferFunds(source_id=accounts[2].id, target_id=accounts[3].id, **args),
             HesitantUnitOfWork(store),
-            source_id=accounts[2].id,
-            target_id=accounts[3].id,
-            **args,
             policy=QUICK,
         ),
         return_exceptions=True,
@@ -107,12 +104,11 @@ async def test_a_conflict_that_outlasts_the_retries_surfaces_as_concurrent_updat
     loser = AlwaysLosingUnitOfWork(store)
 
     with pytest.raises(ConcurrencyError) as caught:
-        await services.withdraw(
+        await handlers.withdraw(
+            Withdraw(account_id=account.id, **MovementArgs.build()),
             loser,
-            account_id=account.id,
-            **MovementArgs.build(),
             policy=RetryPolicy(attempts=3, base_delay=0, max_delay=0),
         )
 
     assert (caught.value.code, loser.attempts) == ("concurrent_update", 3)
-    assert await services.get_account(InMemoryLedgerUnitOfWork(store), account.id) == account
+    assert await reads.get_account(InMemoryLedgerUnitOfWork(store), account.id) == account

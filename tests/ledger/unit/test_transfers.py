@@ -6,6 +6,8 @@ from uuid import uuid4
 
 import pytest
 
+from adapters.ledger.unit_of_work import InMemoryLedgerUnitOfWork
+from domain.ledger.commands import TransferFunds
 from domain.ledger.errors import (
     AccountNotFound,
     CurrencyMismatch,
@@ -15,8 +17,7 @@ from domain.ledger.errors import (
     TransferNotFound,
 )
 from domain.ledger.events import TransferCompleted
-from service_layer.ledger import services
-from service_layer.ledger.unit_of_work import InMemoryLedgerUnitOfWork
+from service_layer.ledger import handlers, reads
 from tests.ledger.factories import TransferArgs, open_funded_account
 
 pytestmark = pytest.mark.unit
@@ -25,8 +26,9 @@ pytestmark = pytest.mark.unit
 async def test_a_transfer_moves_money_between_the_accounts(uow: InMemoryLedgerUnitOfWork) -> None:
     source, target = await open_funded_account(uow, 100), await open_funded_account(uow, 10)
 
-    outcome = await services.transfer(
-        uow, source_id=source.id, target_id=target.id, **TransferArgs.build(amount=30)
+    outcome = await handlers.transfer(
+        TransferFunds(source_id=source.id, target_id=target.id, **TransferArgs.build(amount=30)),
+        uow,
     )
 
     assert outcome.created
@@ -36,19 +38,20 @@ async def test_a_transfer_moves_money_between_the_accounts(uow: InMemoryLedgerUn
         30,
     )
     assert outcome.value.currency == "EUR"
-    assert (await services.get_account(uow, source.id)).balance == 70
-    assert (await services.get_account(uow, target.id)).balance == 40
+    assert (await reads.get_account(uow, source.id)).balance == 70
+    assert (await reads.get_account(uow, target.id)).balance == 40
 
 
 async def test_a_transfer_writes_one_entry_on_each_side(uow: InMemoryLedgerUnitOfWork) -> None:
     source, target = await open_funded_account(uow, 100), await open_funded_account(uow)
 
-    outcome = await services.transfer(
-        uow, source_id=source.id, target_id=target.id, **TransferArgs.build(amount=30)
+    outcome = await handlers.transfer(
+        TransferFunds(source_id=source.id, target_id=target.id, **TransferArgs.build(amount=30)),
+        uow,
     )
 
-    debit = (await services.list_entries(uow, source.id)).items[-1]
-    credit = (await services.list_entries(uow, target.id)).items[-1]
+    debit = (await reads.list_entries(uow, source.id)).items[-1]
+    credit = (await reads.list_entries(uow, target.id)).items[-1]
     assert (debit.kind, debit.amount, debit.transfer_id) == ("transfer_out", 30, outcome.value.id)
     assert (credit.kind, credit.amount, credit.transfer_id) == ("transfer_in", 30, outcome.value.id)
 
@@ -56,8 +59,8 @@ async def test_a_transfer_writes_one_entry_on_each_side(uow: InMemoryLedgerUnitO
 async def test_a_transfer_raises_transfer_completed(uow: InMemoryLedgerUnitOfWork) -> None:
     source, target = await open_funded_account(uow, 100), await open_funded_account(uow)
 
-    outcome = await services.transfer(
-        uow, source_id=source.id, target_id=target.id, **TransferArgs.build()
+    outcome = await handlers.transfer(
+        TransferFunds(source_id=source.id, target_id=target.id, **TransferArgs.build()), uow
     )
 
     events = list(uow.collect_new_events())
@@ -68,11 +71,11 @@ async def test_a_transfer_raises_transfer_completed(uow: InMemoryLedgerUnitOfWor
 
 async def test_a_transfer_can_be_read_back(uow: InMemoryLedgerUnitOfWork) -> None:
     source, target = await open_funded_account(uow, 100), await open_funded_account(uow)
-    outcome = await services.transfer(
-        uow, source_id=source.id, target_id=target.id, **TransferArgs.build()
+    outcome = await handlers.transfer(
+        TransferFunds(source_id=source.id, target_id=target.id, **TransferArgs.build()), uow
     )
 
-    assert await services.get_transfer(uow, outcome.value.id) == outcome.value
+    assert await reads.get_transfer(uow, outcome.value.id) == outcome.value
 
 
 async def test_a_replayed_transfer_answers_the_first_and_changes_nothing(
@@ -80,13 +83,13 @@ async def test_a_replayed_transfer_answers_the_first_and_changes_nothing(
 ) -> None:
     source, target = await open_funded_account(uow, 100), await open_funded_account(uow)
     args = TransferArgs.build(source_id=source.id, target_id=target.id, amount=60)
-    first = await services.transfer(uow, **args)
-    balances = [await services.get_account(uow, a.id) for a in (source, target)]
+    first = await handlers.transfer(TransferFunds(**args), uow)
+    balances = [await reads.get_account(uow, a.id) for a in (source, target)]
 
-    replay = await services.transfer(uow, **args)
+    replay = await handlers.transfer(TransferFunds(**args), uow)
 
     assert (replay.value, replay.created) == (first.value, False)
-    assert [await services.get_account(uow, a.id) for a in (source, target)] == balances
+    assert [await reads.get_account(uow, a.id) for a in (source, target)] == balances
 
 
 async def test_a_transfer_reference_is_unique_across_all_accounts(
@@ -94,10 +97,14 @@ async def test_a_transfer_reference_is_unique_across_all_accounts(
 ) -> None:
     accounts = [await open_funded_account(uow, 100) for _ in range(4)]
     args = TransferArgs.build()
-    await services.transfer(uow, source_id=accounts[0].id, target_id=accounts[1].id, **args)
+    await handlers.transfer(
+        TransferFunds(source_id=accounts[0].id, target_id=accounts[1].id, **args), uow
+    )
 
     with pytest.raises(ReferenceReused):
-        await services.transfer(uow, source_id=accounts[2].id, target_id=accounts[3].id, **args)
+        await handlers.transfer(
+            TransferFunds(source_id=accounts[2].id, target_id=accounts[3].id, **args), uow
+        )
 
 
 async def test_a_transfer_beyond_the_source_balance_changes_nothing(
@@ -106,12 +113,15 @@ async def test_a_transfer_beyond_the_source_balance_changes_nothing(
     source, target = await open_funded_account(uow, 10), await open_funded_account(uow, 5)
 
     with pytest.raises(InsufficientFunds):
-        await services.transfer(
-            uow, source_id=source.id, target_id=target.id, **TransferArgs.build(amount=11)
+        await handlers.transfer(
+            TransferFunds(
+                source_id=source.id, target_id=target.id, **TransferArgs.build(amount=11)
+            ),
+            uow,
         )
 
-    assert await services.get_account(uow, source.id) == source
-    assert await services.get_account(uow, target.id) == target
+    assert await reads.get_account(uow, source.id) == source
+    assert await reads.get_account(uow, target.id) == target
 
 
 async def test_a_transfer_between_currencies_is_refused(uow: InMemoryLedgerUnitOfWork) -> None:
@@ -119,8 +129,8 @@ async def test_a_transfer_between_currencies_is_refused(uow: InMemoryLedgerUnitO
     target = await open_funded_account(uow, currency="GBP")
 
     with pytest.raises(CurrencyMismatch):
-        await services.transfer(
-            uow, source_id=source.id, target_id=target.id, **TransferArgs.build()
+        await handlers.transfer(
+            TransferFunds(source_id=source.id, target_id=target.id, **TransferArgs.build()), uow
         )
 
 
@@ -130,8 +140,8 @@ async def test_a_transfer_to_the_same_account_is_refused_before_any_work(
     account_id = uuid4()
 
     with pytest.raises(SameAccount):
-        await services.transfer(
-            uow, source_id=account_id, target_id=account_id, **TransferArgs.build()
+        await handlers.transfer(
+            TransferFunds(source_id=account_id, target_id=account_id, **TransferArgs.build()), uow
         )
 
     assert (uow.commits, uow.rollbacks) == (0, 0)
@@ -145,8 +155,8 @@ async def test_a_transfer_with_an_unknown_account_is_account_not_found(
     source_id, target_id = (uuid4(), known.id) if missing == "source" else (known.id, uuid4())
 
     with pytest.raises(AccountNotFound):
-        await services.transfer(
-            uow, source_id=source_id, target_id=target_id, **TransferArgs.build()
+        await handlers.transfer(
+            TransferFunds(source_id=source_id, target_id=target_id, **TransferArgs.build()), uow
         )
 
 
@@ -154,4 +164,4 @@ async def test_reading_an_unknown_transfer_is_transfer_not_found(
     uow: InMemoryLedgerUnitOfWork,
 ) -> None:
     with pytest.raises(TransferNotFound):
-        await services.get_transfer(uow, uuid4())
+        await reads.get_transfer(uow, uuid4())
