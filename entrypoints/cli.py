@@ -231,8 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "in-process, and 'keel serve' consumes and relays by itself",
             EXIT_USAGE,
         )
-    # The same JSON lines as ``keel serve`` (which hands this config to uvicorn).
-    logging.config.dictConfig(logging_config(settings.database_url))
+    if args.command != "migrate":
+        # The same JSON lines as ``keel serve`` (which hands this config to uvicorn);
+        # ``keel migrate`` says its one line and nothing else.
+        logging.config.dictConfig(logging_config(settings.database_url))
     logger.info(
         "starting",
         extra={

@@ -83,16 +83,25 @@ def _table_names(connection: Connection) -> set[str]:
     return set(inspect(connection).get_table_names())
 
 
-def _revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+def _revision(connection: Connection) -> set[str]:
+    return set(MigrationContext.configure(connection).get_current_heads())
 
 
-def _head() -> str | None:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+def _head() -> set[str]:
+    """The revisions a fully migrated database records: every head that is no other's dependency."""
+    script = ScriptDirectory.from_config(alembic_config(locations=LEDGER_MIGRATIONS))
+    heads = set(script.get_heads())
+    needed = {
+        revision.revision
+        for head in heads
+        for revision in script.revision_map.iterate_revisions((head,), "base")
+        if revision.revision != head
+    }
+    return heads - needed
 
 
-def _sync_revision(url: str) -> str | None:
-    revision: str | None = asyncio.run(_on(url, _revision))
+def _sync_revision(url: str) -> set[str]:
+    revision: set[str] = asyncio.run(_on(url, _revision))
     return revision
 
 
@@ -123,7 +132,7 @@ async def test_downgrading_to_base_removes_the_ledger_tables(fresh_url: str) -> 
 
 
 def _config_on(connection: Connection) -> Any:
-    config = alembic_config()
+    config = alembic_config(locations=LEDGER_MIGRATIONS)
     config.attributes["connection"] = connection
     return config
 
@@ -201,16 +210,12 @@ async def test_a_missing_database_is_named_without_its_password(postgres_admin_d
     assert "keel_no_such_db" in str(caught.value)
 
 
-def test_the_alembic_command_line_setup_migrates_the_database_url_it_is_given(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_alembic_environment_run_without_keels_configuration_says_how_to_run_it(
+    tmp_path: Path,
 ) -> None:
-    # What `alembic upgrade head` does, minus a second interpreter: the repo's
-    # alembic.ini, and the URL from DATABASE_URL as the service reads it.
-    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    config = Config(str(REPOSITORY_ROOT / "alembic.ini"))
-    config.attributes["configure_logger"] = False  # leave pytest's logging alone
+    config = Config()
+    config.set_main_option("script_location", str(REPOSITORY_ROOT / "adapters" / "alembic"))
+    config.attributes["database_url"] = f"sqlite+aiosqlite:///{tmp_path / 'bare.db'}"
 
-    command.upgrade(config, "head")
-
-    assert _sync_revision(url) == _head()
+    with pytest.raises(RuntimeError, match="keel migrate"):
+        command.upgrade(config, "heads")
