@@ -4,8 +4,8 @@ UV := ./scripts/uv.sh
 
 .PHONY: run test test-unit lint bench
 
-run:  ## start the ledger service on the embedded default (SQLite file, in-process broker)
-	$(UV) run keel serve
+run:  ## start the service on the embedded default (SQLite file ./keel.db, in-process broker); ARGS="--port 8001"
+	$(UV) run keel serve $(ARGS)
 
 test: lint  ## everything: ruff, mypy --strict, unit, integration and e2e tests
 	./scripts/services.sh
@@ -22,5 +22,9 @@ lint:
 bench:  ## performance ratios against hand-written SQLAlchemy and raw asyncpg
 	./scripts/services.sh
 	$(UV) run python -m bench.kernel
-	$(UV) run python -m bench.http
 	$(UV) run python -m bench.messaging
+	for context in $$(ls -d bench/*/ | xargs -n1 basename | grep -v __pycache__); do \
+		for module in bench/$$context/http.py bench/$$context/messaging.py; do \
+			[ -f $$module ] && $(UV) run python -m $$(echo $${module%.py} | tr / .) || true; \
+		done; \
+	done

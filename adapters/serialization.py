@@ -137,8 +137,8 @@ class MessageRegistry:
     Built once by the composition root::
 
         registry = MessageRegistry()
-        registry.register(Deposit)                                  # a command we consume
-        registry.register(Deposited, stream="ledger.events")        # an event we publish
+        registry.register(PlaceOrder)                               # a command we consume
+        registry.register(OrderPlaced, stream="orders.events")    # an event we publish
     """
 
     def __init__(self) -> None:

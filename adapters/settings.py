@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     serve_relay: bool = True
     """Whether ``keel serve`` runs an outbox relay in its own process."""
     serve_consumer: bool | None = None
-    """Whether ``keel serve`` consumes ``ledger.commands``; unset: only on the in-process broker."""
+    """Whether ``keel serve`` consumes the contexts' streams; unset: on the in-process broker."""
 
     db_pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
     db_max_overflow: Annotated[int, Field(ge=0, le=1000)] = 10
@@ -62,7 +62,7 @@ class Settings(BaseSettings):
         for name in _split(value):
             if not all(part.isidentifier() for part in name.split(".")):
                 raise ValueError(
-                    f"{name!r} is not an import name; expected e.g. 'ledger' or 'ledger,catalog'"
+                    f"{name!r} is not an import name; expected e.g. 'orders' or 'orders,catalog'"
                 )
         return value
 

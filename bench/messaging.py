@@ -9,14 +9,11 @@
    answers at ``KEEL_BENCH_REDIS_URL``, default 127.0.0.1:6379).
 3. ``latency``: from ``commit()`` returning to the message reaching a
    subscriber, through a running relay woken by LISTEN/NOTIFY.
-4. ``relay vs bare`` and 5. ``commands vs bare``: the ledger's relay
-   (events/s from the outbox to Redis Streams) and its consumer
-   (commands/s from the stream to the committed effect), each beside a
-   bare redis-py + asyncpg loop doing the same I/O, with a profile of where
-   Keel's time goes (``bench.messaging_ledger``). They need Redis.
 
-    uv run python -m bench.messaging                      # ~2 min on two busy cores
-    uv run python -m bench.messaging --sections ledger    # sections 4-5 only
+A context's own end-to-end messaging bench lives in its ``bench/<context>``
+folder (the example's: ``python -m bench.<context>.messaging``).
+
+    uv run python -m bench.messaging                      # ~1 min on two busy cores
     uv run python -m bench.messaging --rounds 9 --ops 300 --json out/messaging.json
 """
 
@@ -46,7 +43,6 @@ from adapters.outbox import SqlAlchemyOutbox, SqlAlchemyOutboxStore, outbox_tabl
 from adapters.relay import OutboxRelay, create_relay
 from adapters.serialization import MessageRegistry
 from adapters.unit_of_work import SqlAlchemyUnitOfWork
-from bench.ledger.messaging import compare_commands, compare_relay, open_arena, profile_keel
 from bench.postgres import BenchDatabaseError, fresh_database
 from bench.report import bootstrap_interval, ratio_of_totals, table, write_json
 from domain.aggregate import Aggregate, Event
@@ -299,7 +295,7 @@ async def kernel_sections(arguments: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _print_comparison(title: str, unit: str, comparison: dict[str, Any]) -> None:
+def print_comparison(title: str, unit: str, comparison: dict[str, Any]) -> None:
     print(title)
     print(
         table(
@@ -312,38 +308,6 @@ def _print_comparison(title: str, unit: str, comparison: dict[str, Any]) -> None
     )
     low, high = comparison["interval"]
     print(f"keel / bare throughput: {comparison['ratio']:.3f} (95% CI {low:.3f}..{high:.3f})\n")
-
-
-async def ledger_sections(arguments: argparse.Namespace) -> dict[str, Any] | None:
-    """Sections 4-5: the ledger's relay and consumer beside bare redis-py + asyncpg loops."""
-    url = os.environ.get(REDIS_ENV_VAR, DEFAULT_REDIS_URL)
-    if not await redis_answers(url):
-        print(f"ledger messaging skipped: no Redis answers at {REDIS_ENV_VAR} or {url}\n")
-        return None
-    rounds = arguments.ledger_rounds
-    async with fresh_database("keel_bench_ledger") as database, open_arena(database, url) as arena:
-        relay = (await compare_relay(arena, rounds, arguments.relay_rows)).summary()
-        commands = (await compare_commands(arena, rounds, arguments.commands)).summary()
-        profiles = (
-            await profile_keel(arena, arguments.relay_rows, arguments.commands)
-            if arguments.profile
-            else {}
-        )
-    _print_comparison(
-        f"relay: outbox -> Redis Streams, marked ({rounds} rounds x "
-        f"{arguments.relay_rows} events; bare = asyncpg + redis-py)",
-        "events",
-        relay,
-    )
-    _print_comparison(
-        f"commands: Redis Streams -> committed effect, acked ({rounds} rounds x "
-        f"{arguments.commands} deposits; bare = redis-py XREADGROUP + asyncpg)",
-        "commands",
-        commands,
-    )
-    for name, report in profiles.items():
-        print(f"== where Keel's time goes: {name} (one profiled round)\n{report}\n")
-    return {"relay_vs_bare": relay, "commands_vs_bare": commands}
 
 
 async def redis_answers(url: str) -> bool:
@@ -360,10 +324,7 @@ async def redis_answers(url: str) -> bool:
 async def main(arguments: argparse.Namespace) -> int:
     results: dict[str, Any] = {}
     try:
-        if "kernel" in arguments.sections:
-            results.update(await kernel_sections(arguments))
-        if "ledger" in arguments.sections:
-            results["ledger"] = await ledger_sections(arguments)
+        results.update(await kernel_sections(arguments))
     except BenchDatabaseError as exc:
         print(f"bench.messaging: {exc}", file=sys.stderr)
         return 2
@@ -378,24 +339,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--sections",
-        nargs="+",
-        choices=("kernel", "ledger"),
-        default=["kernel", "ledger"],
-        help="kernel: sections 1-3; ledger: sections 4-5 (default: both)",
-    )
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--ops", type=int, default=200, help="commits per contender per round")
     parser.add_argument("--relay-rows", type=int, default=2000)
     parser.add_argument("--latency-samples", type=int, default=20)
-    parser.add_argument("--ledger-rounds", type=int, default=5, help="rounds of sections 4-5")
-    parser.add_argument(
-        "--commands", type=int, default=300, help="deposits per contender per round"
-    )
-    parser.add_argument(
-        "--no-profile", dest="profile", action="store_false", help="skip the profiled rounds"
-    )
     parser.add_argument("--json", help="also write the results to this file")
     return parser.parse_args(argv)
 

@@ -1,5 +1,5 @@
-"""The domain layer: plain Python, no framework imports.
+"""The domain layer: plain Python, standard library only.
 
-Kernel modules sit at this level (``aggregate``, ``errors``); the example money
-ledger lives in ``domain.ledger`` and can be deleted without touching them.
+Kernel modules sit at this level (``aggregate``, ``errors``, ``messages``,
+``text``); each bounded context's domain is a sub-package named after it.
 """

@@ -1,6 +1,6 @@
 """Bounded contexts as plug-ins: the one object a context hands the kernel.
 
-A context (the ledger is the example) lives in folders named after it on every
+A context (the example is the money context) lives in folders named after it on every
 floor (``domain/<name>``, ``adapters/<name>``, ``service_layer/<name>``,
 ``entrypoints/<name>``, ``tests/<name>``) and exports a :class:`BoundedContext`
 as ``context`` from ``entrypoints/<name>/__init__.py``. It declares everything
@@ -106,7 +106,7 @@ class BoundedContext(Generic[UowT]):
 
 
 def module_of(name: str) -> str:
-    """The module a ``KEEL_CONTEXTS`` entry names: ``ledger`` → ``entrypoints.ledger``.
+    """The module a ``KEEL_CONTEXTS`` entry names: ``orders`` → ``entrypoints.orders``.
 
     A dotted name is taken as it is, for contexts that live elsewhere (tests).
     """

@@ -18,7 +18,7 @@ the in-process broker and Redis Streams behave the same to a handler:
   next message, from ``outage_pause_min`` doubling up to ``outage_pause_max``
   while the outage lasts, instead of failing every message in the stream.
 
-Stream names are logical (``ledger.events``); an adapter adds its
+Stream names are logical (``orders.events``); an adapter adds its
 ``prefix`` (``STREAM_PREFIX``) on the wire.
 """
 

@@ -1,6 +1,6 @@
 """Turns broker deliveries into message-bus calls: the consuming side of the wiring.
 
-    broker.subscribe("ledger.commands", deliver_to_bus(bus, registry), group="ledger")
+    broker.subscribe("orders.commands", deliver_to_bus(bus, registry), group="orders")
 
 Each delivery is parsed with the registry (unparseable: dead letter at once),
 handled with ``bus.handle(message, once=True)`` so the inbox applies it once,

@@ -2,7 +2,7 @@
 
 On the wire each entry carries the message as JSON text in the field ``data``
 (contract, section "Messages"), plus an optional ``headers`` field with a JSON
-object; so ``redis-cli XADD ledger.commands '*' data '{...}'`` sends a command
+object; so ``redis-cli XADD orders.commands '*' data '{...}'`` sends a command
 and any client can read the events.
 
 What FastStream does here: the consuming loops (``XREADGROUP`` in a group,

@@ -56,7 +56,6 @@ from entrypoints.bootstrap import Container, bootstrap
 from entrypoints.http.app import create_app
 from entrypoints.ledger import context as ledger_context
 from service_layer.ledger import handlers
-from tests.ledger.wiring import LEDGER_MIGRATIONS
 
 PLAIN_TARGET = 0.9
 """Keel's throughput must reach this share of the plain-session twin's."""
@@ -451,7 +450,10 @@ class Outcome:
 
 async def benchmark(args: argparse.Namespace, tool: str) -> Outcome:
     async with fresh_database("keel_bench_http") as database:
-        await upgrade_to_head_async(database.sqlalchemy_url, LEDGER_MIGRATIONS)
+        await upgrade_to_head_async(
+            database.sqlalchemy_url,
+            [ledger_context.migrations] if ledger_context.migrations else [],
+        )
         manager = DatabaseSessionManager()
         try:
             container = bootstrap(Settings(database_url=database.sqlalchemy_url), manager=manager)

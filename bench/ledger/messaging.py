@@ -24,14 +24,17 @@ statements and transactions counted, to show where its time goes.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 from uuid import UUID, uuid4
 
@@ -48,14 +51,14 @@ from adapters.outbox import SqlAlchemyOutboxStore
 from adapters.relay import OutboxRelay
 from adapters.serialization import encode
 from adapters.settings import Settings
-from bench.postgres import BenchDatabase
+from bench.messaging import DEFAULT_REDIS_URL, REDIS_ENV_VAR, print_comparison, redis_answers
+from bench.postgres import BenchDatabase, BenchDatabaseError, fresh_database
 from bench.profiling import COMMON_LAYERS, KERNEL, Layer, profiled, render_profile
-from bench.report import bootstrap_interval, ratio_of_totals
+from bench.report import bootstrap_interval, ratio_of_totals, write_json
 from domain.ledger.commands import Deposit, OpenAccount
 from entrypoints.bootstrap import Container, bootstrap
 from entrypoints.ledger import context as ledger_context
 from entrypoints.ledger.messages import command_handler
-from tests.ledger.wiring import LEDGER_MIGRATIONS
 
 ACCOUNTS = 50
 BATCH = 100
@@ -98,7 +101,9 @@ class Arena:
 @contextlib.asynccontextmanager
 async def open_arena(database: BenchDatabase, redis_url: str) -> AsyncIterator[Arena]:
     """Migrate the database, open the accounts, start Keel's publisher; clean Redis up after."""
-    await upgrade_to_head_async(database.sqlalchemy_url, LEDGER_MIGRATIONS)
+    await upgrade_to_head_async(
+        database.sqlalchemy_url, [ledger_context.migrations] if ledger_context.migrations else []
+    )
     prefix = f"keel-bench-{uuid4().hex[:8]}:"
     settings = Settings(
         database_url=database.sqlalchemy_url,
@@ -443,3 +448,64 @@ def _report(entries: Any, ops: int, counts: Counts, unit: str) -> str:
         f"{counts.checkouts / ops:.2f} pool checkouts (each with a pre-ping round trip)"
     )
     return sql + "\n" + render_profile(entries, ops, LAYERS, [LAYERS[0][0]], detail_limit=12)
+
+
+async def sections(arguments: argparse.Namespace) -> dict[str, Any] | None:
+    """Sections 4-5: the ledger's relay and consumer beside bare redis-py + asyncpg loops."""
+    url = os.environ.get(REDIS_ENV_VAR, DEFAULT_REDIS_URL)
+    if not await redis_answers(url):
+        print(f"ledger messaging skipped: no Redis answers at {REDIS_ENV_VAR} or {url}\n")
+        return None
+    rounds = arguments.rounds
+    async with fresh_database("keel_bench_ledger") as database, open_arena(database, url) as arena:
+        relay = (await compare_relay(arena, rounds, arguments.relay_rows)).summary()
+        commands = (await compare_commands(arena, rounds, arguments.commands)).summary()
+        profiles = (
+            await profile_keel(arena, arguments.relay_rows, arguments.commands)
+            if arguments.profile
+            else {}
+        )
+    print_comparison(
+        f"relay: outbox -> Redis Streams, marked ({rounds} rounds x "
+        f"{arguments.relay_rows} events; bare = asyncpg + redis-py)",
+        "events",
+        relay,
+    )
+    print_comparison(
+        f"commands: Redis Streams -> committed effect, acked ({rounds} rounds x "
+        f"{arguments.commands} deposits; bare = redis-py XREADGROUP + asyncpg)",
+        "commands",
+        commands,
+    )
+    for name, report in profiles.items():
+        print(f"== where Keel's time goes: {name} (one profiled round)\n{report}\n")
+    return {"relay_vs_bare": relay, "commands_vs_bare": commands}
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.ledger.messaging", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--relay-rows", type=int, default=2000)
+    parser.add_argument(
+        "--commands", type=int, default=300, help="deposits per contender per round"
+    )
+    parser.add_argument(
+        "--no-profile", dest="profile", action="store_false", help="skip the profiled rounds"
+    )
+    parser.add_argument("--json", help="also write the results to this file")
+    return parser.parse_args(argv)
+
+
+async def main(arguments: argparse.Namespace) -> int:
+    try:
+        results = await sections(arguments)
+    except BenchDatabaseError as exc:
+        print(f"bench.ledger.messaging: {exc}", file=sys.stderr)
+        return 2
+    if arguments.json:
+        write_json(Path(arguments.json), {"ledger": results})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse())))

@@ -18,7 +18,7 @@ from tests.messaging.support import stream_entries, wait_until
 pytestmark = pytest.mark.integration
 
 BrokerFactory = Callable[..., RedisStreamsBroker]
-GROUP = "ledger"
+GROUP = "orders"
 
 
 @pytest.fixture

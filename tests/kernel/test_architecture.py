@@ -1,0 +1,81 @@
+"""The layout's rules, checked on the source: dependencies point inwards, one name per class.
+
+An AST walk rather than import-linter: the rules are three, and they read
+better as the few lines that check them than as a configuration file.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("domain", "adapters", "service_layer", "entrypoints")
+
+
+def _modules(package: str) -> Iterator[tuple[Path, ast.Module]]:
+    for path in sorted((ROOT / package).rglob("*.py")):
+        if "migrations" in path.parts or "versions" in path.parts:
+            continue  # Alembic revisions are frozen records, not part of the graph
+        yield path, ast.parse(path.read_text(), filename=str(path))
+
+
+def _imports(tree: ast.Module) -> Iterator[str]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+
+
+def _offences(package: str, allowed: set[str]) -> list[str]:
+    return [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path, tree in _modules(package)
+        for name in _imports(tree)
+        if name.split(".")[0] not in allowed
+    ]
+
+
+def test_the_service_layer_imports_neither_adapters_nor_entrypoints() -> None:
+    found = [
+        offence
+        for offence in _offences(
+            "service_layer", set(sys.stdlib_module_names) | {"service_layer", "domain"}
+        )
+    ]
+
+    assert found == []
+
+
+def test_the_domain_imports_the_standard_library_alone() -> None:
+    assert _offences("domain", set(sys.stdlib_module_names) | {"domain"}) == []
+
+
+def test_adapters_never_import_entrypoints() -> None:
+    imports = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path, tree in _modules("adapters")
+        for name in _imports(tree)
+        if name.split(".")[0] == "entrypoints"
+    ]
+
+    assert imports == []
+
+
+def test_no_two_classes_share_a_name() -> None:
+    where: defaultdict[str, list[str]] = defaultdict(list)
+    for package in PACKAGES:
+        for path, tree in _modules(package):
+            for node in tree.body:
+                if isinstance(node, ast.ClassDef):
+                    where[node.name].append(str(path.relative_to(ROOT)))
+
+    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}
