@@ -7,14 +7,13 @@ sessions and units of work, never a session itself.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from adapters.database import DatabaseSessionManager
+from adapters.database import AsyncSessionDep, DatabaseSessionManager, get_db
 from adapters.settings import Settings
 
 
@@ -51,20 +50,8 @@ async def get_container(request: Request) -> DependencyContainer:
 ContainerDep = Annotated[DependencyContainer, Depends(get_container)]
 
 
-async def get_db_session(container: ContainerDep) -> AsyncIterator[AsyncSession]:
-    """A request-scoped session from the container's factory, committed before the response.
+get_db_session = get_db
+"""The seed's name for :func:`adapters.database.get_db`, which already prefers the container."""
 
-    Declared with ``scope="function"`` in :data:`DbSessionDep` for the same
-    reason as ``get_db``; FastAPI caches it per request, so every dependency
-    of one request receives the same session.
-    """
-    async with container.db_session_factory() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
-
-
-DbSessionDep = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
+DbSessionDep = AsyncSessionDep
+"""The seed's name for :data:`adapters.database.AsyncSessionDep`."""

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
@@ -263,16 +263,20 @@ session_manager = DatabaseSessionManager()
 """The process-wide manager. Initialise it at start-up with ``session_manager.init(url)``."""
 
 
-async def get_db() -> AsyncIterator[AsyncSession]:
-    """FastAPI dependency: one session per request, committed before the response.
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """FastAPI's one session dependency: a session per request, committed before the response.
 
+    The session comes from the app's container (``app.state.container``, see
+    ``adapters.container``) when it has one, else from :data:`session_manager`.
     Use it through :data:`AsyncSessionDep`, which declares it with
     ``scope="function"``: FastAPI then runs the code after ``yield`` — the
     commit — when the endpoint returns and *before* the response is sent. With
     the default request scope the commit would run after the client had
     already been told "success", and a failing commit would be invisible.
     """
-    async with session_manager.session() as session:
+    container = getattr(request.app.state, "container", None)
+    manager = session_manager if container is None else container.session_manager
+    async with manager.session() as session:
         yield session
         await session.commit()
 

@@ -118,7 +118,9 @@ def bootstrap(
         for context in contexts
     }
     if isinstance(outbox, InMemoryOutbox):
-        relay = OutboxRelay(outbox, broker, batch_size=settings.relay_batch_size)
+        relay = OutboxRelay(
+            outbox, broker, batch_size=settings.relay_batch_size, doorbell=outbox.doorbell
+        )
     else:
         # The outbox's doorbell wakes an in-process relay the moment a write commits.
         relay = create_relay(

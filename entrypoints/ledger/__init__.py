@@ -14,12 +14,13 @@ from adapters.ledger.messages import register_messages
 from adapters.ledger.unit_of_work import InMemoryLedgerUnitOfWork, SqlAlchemyLedgerUnitOfWork
 from entrypoints.context import BoundedContext
 from entrypoints.ledger import routes
+from entrypoints.ledger.dependencies import CONTEXT_NAME
 from entrypoints.ledger.messages import COMMANDS
 from service_layer.ledger.handlers import COMMAND_HANDLERS
 from service_layer.ledger.unit_of_work import LedgerUnitOfWork
 
 context: BoundedContext[LedgerUnitOfWork] = BoundedContext(
-    name="ledger",
+    name=CONTEXT_NAME,
     unit_of_work=SqlAlchemyLedgerUnitOfWork,
     fake_unit_of_work=InMemoryLedgerUnitOfWork,
     start_mappers=orm.start_mappers,

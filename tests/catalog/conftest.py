@@ -6,12 +6,15 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.catalog.orm import start_mappers
 from tests.catalog.unit_of_work import (
     CatalogUnitOfWork,
     InMemoryCatalogUnitOfWork,
     SqlAlchemyCatalogUnitOfWork,
 )
 from tests.support.databases import Backend
+
+start_mappers()  # bootstrap's job in a service; these tests build units of work by hand
 
 CatalogUowFactory = Callable[[], CatalogUnitOfWork]
 

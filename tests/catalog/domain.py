@@ -7,21 +7,41 @@ stock reserved than it has on hand.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from domain.aggregate import Aggregate, Event
-from domain.errors import DomainError
+from domain.errors import Conflict, InvalidValue, NotFound
+from domain.messages import Command
 
 
-class OutOfStock(DomainError):
+class OutOfStock(Conflict):
     code = "out_of_stock"
 
 
-class InvalidQuantity(DomainError):
+class InvalidQuantity(InvalidValue):
     code = "invalid_quantity"
 
 
-class DuplicateSku(DomainError):
+class DuplicateSku(Conflict):
     code = "duplicate_sku"
+
+
+class ProductNotFound(NotFound):
+    code = "product_not_found"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddProduct(Command):
+    sku: str
+    name: str
+    on_hand: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReserveStock(Command):
+    sku: str
+    quantity: int
+    order_ref: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,3 +94,17 @@ class Product(Aggregate[str]):
     def restock(self, quantity: int) -> None:
         self.on_hand += _positive(quantity)
         self.raise_event(StockReplenished(sku=self.sku, quantity=quantity))
+
+
+class Reservation(Aggregate[UUID]):
+    """What the catalog's own event consumer records for each ``StockReserved`` it applies.
+
+    Keyed by the event's id: the inbox makes a redelivered event apply once, and
+    the key would refuse a second row anyway.
+    """
+
+    def __init__(self, id: UUID, sku: str, quantity: int, order_ref: str) -> None:
+        self.id = id
+        self.sku = sku
+        self.quantity = quantity
+        self.order_ref = order_ref

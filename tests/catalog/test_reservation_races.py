@@ -11,19 +11,19 @@ from __future__ import annotations
 import asyncio
 
 from tests.catalog.conftest import CatalogUowFactory
-from tests.catalog.domain import OutOfStock
-from tests.catalog.services import add_product, reserve_stock
+from tests.catalog.domain import AddProduct, OutOfStock, ReserveStock
+from tests.catalog.handlers import add_product, reserve_stock
 
 
 async def test_two_concurrent_reservations_that_fit_both_succeed(
     committing_catalog_uow_factory: CatalogUowFactory,
 ) -> None:
     factory = committing_catalog_uow_factory
-    await add_product(factory(), "SKU-1", "Lamp", on_hand=2)
+    await add_product(AddProduct(sku="SKU-1", name="Lamp", on_hand=2), factory())
 
     await asyncio.gather(
-        reserve_stock(factory(), "SKU-1", 1, order_ref="a"),
-        reserve_stock(factory(), "SKU-1", 1, order_ref="b"),
+        reserve_stock(ReserveStock(sku="SKU-1", quantity=1, order_ref="a"), factory()),
+        reserve_stock(ReserveStock(sku="SKU-1", quantity=1, order_ref="b"), factory()),
     )
 
     async with factory() as uow:
@@ -36,11 +36,11 @@ async def test_of_two_concurrent_reservations_for_the_last_unit_one_is_refused(
     committing_catalog_uow_factory: CatalogUowFactory,
 ) -> None:
     factory = committing_catalog_uow_factory
-    await add_product(factory(), "SKU-1", "Lamp", on_hand=1)
+    await add_product(AddProduct(sku="SKU-1", name="Lamp", on_hand=1), factory())
 
     outcomes = await asyncio.gather(
-        reserve_stock(factory(), "SKU-1", 1, order_ref="a"),
-        reserve_stock(factory(), "SKU-1", 1, order_ref="b"),
+        reserve_stock(ReserveStock(sku="SKU-1", quantity=1, order_ref="a"), factory()),
+        reserve_stock(ReserveStock(sku="SKU-1", quantity=1, order_ref="b"), factory()),
         return_exceptions=True,
     )
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import tests.catalog.orm  # noqa: F401 - maps Product before any SQL unit of work runs
+from uuid import UUID
+
 from adapters.unit_of_work import InMemoryUnitOfWork, SqlAlchemyUnitOfWork
 from service_layer.unit_of_work import AbstractUnitOfWork, repository
-from tests.catalog.domain import Product
+from tests.catalog.domain import Product, Reservation
 
 
 class CatalogUnitOfWork(AbstractUnitOfWork):
     products = repository(Product, str)
+    reservations = repository(Reservation, UUID)
 
 
 class SqlAlchemyCatalogUnitOfWork(CatalogUnitOfWork, SqlAlchemyUnitOfWork):
