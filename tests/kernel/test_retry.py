@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from adapters.database import DatabaseSessionManager
+from adapters.settings import Settings
 from domain.errors import ConcurrencyError, DomainError
-from service_layer.retry import RetryPolicy, retry_on_conflict, retrying
+from entrypoints.bootstrap import bootstrap
+from service_layer.retry import (
+    RetryPolicy,
+    default_policy,
+    retry_on_conflict,
+    retrying,
+    use_default_policy,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -119,3 +130,43 @@ def test_a_pause_never_exceeds_the_cap(attempt: int) -> None:
     policy = RetryPolicy(attempts=40, base_delay=0.01, max_delay=0.05)
 
     assert 0 <= policy.delay(attempt) <= 0.05
+
+
+@pytest.fixture
+def restored_default() -> Iterator[None]:
+    before = default_policy()
+    try:
+        yield
+    finally:
+        use_default_policy(before)
+
+
+@pytest.mark.usefixtures("restored_default")
+async def test_the_decorator_without_a_policy_follows_the_default_in_force_at_call_time() -> None:
+    calls = 0
+
+    @retry_on_conflict()
+    async def always_conflicting() -> None:
+        nonlocal calls
+        calls += 1
+        raise ConcurrencyError("lost again")
+
+    use_default_policy(RetryPolicy(attempts=2, base_delay=0, max_delay=0))
+
+    with pytest.raises(ConcurrencyError):
+        await always_conflicting()
+
+    assert calls == 2
+
+
+@pytest.mark.usefixtures("restored_default")
+async def test_bootstrap_sets_the_default_policy_from_retry_attempts() -> None:
+    manager = DatabaseSessionManager()
+    try:
+        bootstrap(
+            Settings(database_url="sqlite+aiosqlite://", retry_attempts=3), [], manager=manager
+        )
+    finally:
+        await manager.close()
+
+    assert default_policy().attempts == 3
