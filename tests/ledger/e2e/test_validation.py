@@ -162,6 +162,8 @@ async def test_a_streamed_body_over_64_kib_answers_413(
         ({"owner": "o" * 201}, "owner"),
         ({"owner": 7}, "owner"),
         ({"owner": "nul\x00"}, "owner"),
+        ({"owner": "evil\u202eman"}, "owner"),
+        ({"owner": "non\ufdd0char"}, "owner"),
         ({"currency": "eur"}, "currency"),
         ({"currency": "EURO"}, "currency"),
         ({"currency": "€UR"}, "currency"),
