@@ -58,7 +58,10 @@ async def test_get_container_without_one_names_where_it_should_be() -> None:
     transport = httpx.ASGITransport(app=app_reporting_its_container())
 
     async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as client:
-        with pytest.raises(RuntimeError, match=r"no DependencyContainer on app\.state\.container"):
+        with pytest.raises(
+            RuntimeError,
+            match=r"no DependencyContainer on app\.state\.container; build the app with entrypoints\.http\.app\.create_app\(\)",
+        ):
             await client.get("/container")
 
 
