@@ -19,6 +19,7 @@ contains the password.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 from collections.abc import Collection, Sequence
@@ -33,6 +34,9 @@ from alembic.runtime.environment import (
     NameFilterParentNames,
     NameFilterType,
 )
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -75,6 +79,20 @@ def alembic_config(
         "version_locations", os.pathsep.join(str(folder).replace("%", "%%") for folder in folders)
     )
     config.attributes["tables"] = frozenset(tables) | tables_defined_in(*KERNEL_TABLE_MODULES)
+    if importlib.util.find_spec("ruff") is not None:
+        # A new revision leaves `keel revision` already linted and formatted
+        # as the project's own code is (ruff is a development dependency).
+        config.set_section_option("post_write_hooks", "hooks", "ruff_fix, ruff_format")
+        config.set_section_option("post_write_hooks", "ruff_fix.type", "module")
+        config.set_section_option("post_write_hooks", "ruff_fix.module", "ruff")
+        config.set_section_option(
+            "post_write_hooks", "ruff_fix.options", "check --fix REVISION_SCRIPT_FILENAME"
+        )
+        config.set_section_option("post_write_hooks", "ruff_format.type", "module")
+        config.set_section_option("post_write_hooks", "ruff_format.module", "ruff")
+        config.set_section_option(
+            "post_write_hooks", "ruff_format.options", "format REVISION_SCRIPT_FILENAME"
+        )
     # The caller owns logging; env.py must not reconfigure it from an ini file.
     config.attributes["configure_logger"] = False
     if url is not None:
@@ -127,7 +145,31 @@ async def upgrade_to_head_async(target: str | AsyncEngine, locations: Sequence[P
 
 def _upgrade_on(connection: Connection, config: Config) -> None:
     config.attributes["connection"] = connection
+    _refuse_unknown_revisions(connection, ScriptDirectory.from_config(config))
     command.upgrade(config, "heads")
+
+
+def _refuse_unknown_revisions(connection: Connection, script: ScriptDirectory) -> None:
+    """Stop with a clear message when the database is at a revision no branch here provides.
+
+    That is what a removed context leaves behind. Forgetting its revision
+    silently would make a context taken out by mistake impossible to bring
+    back (its tables exist, its first revision would run again), so the
+    operator decides, with the statement to run.
+    """
+    unknown = []
+    for revision in MigrationContext.configure(connection).get_current_heads():
+        try:
+            script.revision_map.get_revision(revision)
+        except ResolutionError:
+            unknown.append(revision)
+    if unknown:
+        listed = ", ".join(repr(revision) for revision in unknown)
+        raise MigrationError(
+            f"the database is at revision {listed}, which no installed context provides "
+            "(KEEL_CONTEXTS); if that context was removed on purpose, forget it with "
+            f"DELETE FROM alembic_version WHERE version_num IN ({listed}) — its tables are kept"
+        )
 
 
 def tables_defined_in(*modules: str) -> frozenset[str]:

@@ -218,9 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             written = scaffold(args.name, args.root)
         except ScaffoldError as exc:
             return _fail(str(exc), EXIT_USAGE)
+        for path in written:
+            print(f"  {path}")
+        running = ",".join([*settings.context_names, args.name])
         print(
-            f"keel: created the context {args.name!r} in {len(written)} files; add it to "
-            f"KEEL_CONTEXTS (e.g. KEEL_CONTEXTS={','.join([*settings.context_names, args.name])})"
+            f"keel: created the context {args.name!r} in {len(written)} files; serve it with "
+            f"KEEL_CONTEXTS={running}"
         )
         return EXIT_OK
     if args.command == "revision":

@@ -15,8 +15,10 @@ ruff's order after substitution (:func:`sort_imports`).
 
 from __future__ import annotations
 
+import ast
 import keyword
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -28,6 +30,8 @@ PATH_PLACEHOLDER = "NAME"
 
 LAYERS = ("domain", "adapters", "service_layer", "entrypoints", "tests")
 """The project's top-level packages; a new context gets one folder in each."""
+PACKAGES = LAYERS[:-1]
+"""Where no two classes may share a name (``tests/kernel/test_architecture.py``)."""
 
 RESERVED = frozenset(
     {
@@ -75,8 +79,10 @@ def check_name(name: str, root: Path) -> None:
     """Refuse a name that cannot be a new context in the project at ``root``.
 
     A context's name is a package in every layer and the prefix of its tables,
-    routes and messages, so it must be a lower-case identifier, not a keyword,
-    not a name the kernel keeps, and not taken in any layer.
+    routes, messages and classes, so it must be a lower-case identifier, not a
+    keyword, not a name the kernel keeps, not taken in any layer, and must not
+    make a class name that the project already has (``in_memory`` would make a
+    second ``InMemoryUnitOfWork``).
     """
     if _NAME.fullmatch(name) is None:
         raise ScaffoldError(
@@ -104,6 +110,32 @@ def check_name(name: str, root: Path) -> None:
             f"{name!r} is taken: {', '.join(taken)} exists already; pick another name "
             "or remove what is there"
         )
+    existing = _classes(
+        (path.relative_to(root), path.read_text(encoding="utf-8"))
+        for package in PACKAGES
+        for path in sorted((root / package).rglob("*.py"))
+    )
+    generated = _classes(render(name).items())
+    clashes = sorted(
+        f"{cls} ({existing[cls].as_posix()})" for cls in generated.keys() & existing.keys()
+    )
+    if clashes:
+        raise ScaffoldError(
+            f"{name!r} would define classes the project has already: {', '.join(clashes)}; "
+            "pick another name"
+        )
+
+
+def _classes(sources: Iterable[tuple[Path, str]]) -> dict[str, Path]:
+    """The top-level classes of the modules of the four packages, with where each is."""
+    found: dict[str, Path] = {}
+    for path, text in sources:
+        if path.parts[0] not in PACKAGES or "migrations" in path.parts or path.suffix != ".py":
+            continue
+        for node in ast.parse(text).body:
+            if isinstance(node, ast.ClassDef):
+                found.setdefault(node.name, path)
+    return found
 
 
 def _check_project(root: Path) -> None:

@@ -60,7 +60,8 @@ async def test_get_container_without_one_names_where_it_should_be() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as client:
         with pytest.raises(
             RuntimeError,
-            match=r"no DependencyContainer on app\.state\.container; build the app with entrypoints\.http\.app\.create_app\(\)",
+            match=r"no DependencyContainer on app\.state\.container; build the app with "
+            r"entrypoints\.http\.app\.create_app\(\)",
         ):
             await client.get("/container")
 

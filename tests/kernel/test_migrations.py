@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from adapters.migrate import upgrade_to_head_async
+from adapters.migrate import MigrationError, upgrade_to_head_async
+from tests.catalog import context as catalog
 
 pytestmark = pytest.mark.integration
 
@@ -28,3 +29,14 @@ async def test_the_kernel_branch_alone_makes_the_outbox_and_the_inbox(tmp_path: 
     await upgrade_to_head_async(url)
 
     assert await _tables(url) == {"alembic_version", "outbox", "inbox"}
+
+
+async def test_a_database_at_a_removed_contexts_revision_is_refused_with_the_fix(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'removed.db'}"
+    assert catalog.migrations is not None
+    await upgrade_to_head_async(url, [catalog.migrations])
+
+    with pytest.raises(MigrationError, match=r"'catalog_0001'.*DELETE FROM alembic_version"):
+        await upgrade_to_head_async(url)
