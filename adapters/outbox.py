@@ -67,6 +67,9 @@ NOTIFY_CHANNEL = "keel_outbox"
 ADVISORY_LOCK_CLASS = 0x6B65656C
 """First half of the two-int advisory lock a relay takes per aggregate key ('keel')."""
 
+AGGREGATE_KEY_LENGTH = 400
+"""Longest ordering key: an aggregate type's name, ``:``, and an id of up to 200 characters."""
+
 outbox_table = Table(
     "outbox",
     metadata,
@@ -74,7 +77,9 @@ outbox_table = Table(
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
     Column("message_id", Uuid, nullable=False, unique=True),
     Column("stream", String(200), nullable=False),
-    Column("aggregate_key", String(200), nullable=False),
+    # Room for a prefix and the longest id the envelope allows (200): a command's
+    # rejection is keyed "Command:<message_id>".
+    Column("aggregate_key", String(AGGREGATE_KEY_LENGTH), nullable=False),
     Column("type", String(200), nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("payload", JSON, nullable=False),
@@ -82,14 +87,22 @@ outbox_table = Table(
     Column("published_at", DateTime(timezone=True), nullable=True),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text, nullable=True),
-    # What the relay scans: pending rows by key, in id order. Partial, so it stays
-    # as small as the backlog however long the published history grows.
+    # What the relay walks: the oldest pending rows, in id order, with their key
+    # (an index-only scan). Partial, so it stays as small as the backlog however
+    # long the published history grows.
     Index(
         "ix_outbox_pending",
-        "aggregate_key",
         "id",
+        "aggregate_key",
         postgresql_where=text("published_at IS NULL"),
         sqlite_where=text("published_at IS NULL"),
+    ),
+    # What the purge walks: the oldest published rows, a batch at a time.
+    Index(
+        "ix_outbox_published_at",
+        "published_at",
+        postgresql_where=text("published_at IS NOT NULL"),
+        sqlite_where=text("published_at IS NOT NULL"),
     ),
 )
 
