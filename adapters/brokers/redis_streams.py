@@ -23,24 +23,43 @@ What redis-py does directly, and why:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import uuid4
 
 from faststream import AckPolicy
 from faststream.redis import BinaryMessageFormatV1, RedisBroker, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from adapters.brokers.base import Broker, DeadLetter, DeliveryHandler, dead_letter_stream
+from adapters.brokers.base import (
+    DEFAULT_PING_TIMEOUT,
+    Broker,
+    BrokerUnavailable,
+    DeadLetter,
+    DeliveryHandler,
+    dead_letter_stream,
+)
+from adapters.database import safe_url
 from adapters.serialization import encode
 
 logger = logging.getLogger(__name__)
+
+
+DEFAULT_STREAM_MAXLEN = 1_000_000
+"""Entries a stream keeps (approximately) when no ``maxlen`` is given; ``STREAM_MAXLEN``."""
+
+CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+"""What redis-py raises when the server cannot be reached or does not answer."""
 
 
 def default_consumer_name() -> str:
@@ -90,7 +109,7 @@ class RedisStreamsBroker(Broker):
         max_deliveries: int = 5,
         claim_idle_ms: int = 30_000,
         poll_ms: int = 100,
-        maxlen: int | None = None,
+        maxlen: int | None = DEFAULT_STREAM_MAXLEN,
         graceful_timeout: float = 5.0,
         read_count: int = 10,
     ) -> None:
@@ -102,7 +121,11 @@ class RedisStreamsBroker(Broker):
         # claim_idle_ms would be claimed again while still queued here, and
         # each claim counts as a delivery towards the dead-letter limit.
         self.read_count = read_count
-        self.maxlen = maxlen
+        # XADD trims each stream to about this many entries (None or 0: never), so
+        # that a stream does not grow for ever. Trimming ignores consumer groups:
+        # it must exceed the longest backlog a consumer may fall behind by.
+        self.maxlen = maxlen or None
+        self.url = url
         self._faststream = RedisBroker(
             url,
             logger=logger,
@@ -137,18 +160,44 @@ class RedisStreamsBroker(Broker):
         await self._faststream.stop()
         self._client = None
 
+    async def ping(self, *, within: float = DEFAULT_PING_TIMEOUT) -> None:
+        """``PING``, on the broker's connection once started, else on a throwaway one."""
+        owned = self._client is None
+        client = self._client or Redis.from_url(
+            self.url, socket_connect_timeout=within, socket_timeout=within
+        )
+        try:
+            async with asyncio.timeout(within):
+                await client.ping()
+        except (RedisError, OSError) as exc:  # TimeoutError is an OSError
+            raise self._unavailable(f"did not answer PING within {within} s", exc) from exc
+        finally:
+            if owned:
+                await client.aclose()
+
     async def publish(
         self, stream: str, message: Mapping[str, Any], headers: Mapping[str, str] | None = None
     ) -> None:
         fields = {"data": encode(message)}
         if headers:
             fields["headers"] = json.dumps(dict(headers))
-        await self.client.xadd(
-            self.wire_name(stream),
-            fields,  # type: ignore[arg-type]  # redis-py's field mapping type is invariant
-            maxlen=self.maxlen,
-            approximate=True,
-        )
+        try:
+            await self.client.xadd(
+                self.wire_name(stream),
+                fields,  # type: ignore[arg-type]  # redis-py's field mapping type is invariant
+                maxlen=self.maxlen,
+                approximate=True,
+            )
+        except CONNECTION_ERRORS as exc:
+            raise self._unavailable("cannot be reached", exc) from exc
+
+    def _unavailable(self, what: str, exc: BaseException) -> BrokerUnavailable:
+        where = safe_url(self.url)
+        cause = str(exc) or type(exc).__name__
+        password = urlsplit(self.url).password
+        if password:
+            cause = cause.replace(password, "***")
+        return BrokerUnavailable(f"broker {where} {what}: {cause}")
 
     async def _publish_dead(self, letter: DeadLetter) -> None:
         await self.client.xadd(
