@@ -71,15 +71,20 @@ class Retention:
         self._outbox = SqlAlchemyOutboxStore(engine)
 
     async def purge(self) -> Purged:
-        outbox = await self._outbox.purge_published(
-            self.policy.outbox_age, batch_size=self.policy.batch_size
-        )
+        """Both purges, each to the end; logged when they deleted anything."""
+        outbox = await self.purge_outbox()
         inbox = await self.purge_inbox()
         if outbox or inbox:
             logger.info(
                 "purged old outbox and inbox rows", extra={"outbox": outbox, "inbox": inbox}
             )
         return Purged(outbox=outbox, inbox=inbox)
+
+    async def purge_outbox(self) -> int:
+        """Delete outbox rows published longer ago than the policy's ``outbox_age``."""
+        return await self._outbox.purge_published(
+            self.policy.outbox_age, batch_size=self.policy.batch_size
+        )
 
     async def purge_inbox(self) -> int:
         """Delete inbox rows processed longer ago than the policy's ``inbox_age``."""
