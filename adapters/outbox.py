@@ -277,7 +277,8 @@ class SqlAlchemyOutboxStore:
 
     The claim costs O(batch), not O(backlog): it walks ``ix_outbox_pending``
     (``id, aggregate_key``, partial) in id order over a window of
-    ``CLAIM_WINDOW_FACTOR * limit`` rows, and reads rows only inside it.
+    ``CLAIM_WINDOW_FACTOR * limit`` rows, from where the last window began,
+    and reads rows only inside it.
 
     On SQLite a pass is one transaction that first takes the database's write
     lock, so passes run one at a time; the broker call happens inside it.
@@ -286,9 +287,18 @@ class SqlAlchemyOutboxStore:
 
     CLAIM_WINDOW_FACTOR = 4
     """How many pending rows a claim looks at per row it may take: room to skip held keys."""
+    FULL_SCAN_EVERY = 50
+    """Passes between claims that start from the lowest id rather than from ``_floor``."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # Where the last claim window began: every row below it was published (or
+        # not yet committed). Starting there skips the index entries of rows this
+        # drain already published, which stay until vacuum; without it each pass
+        # would step over all of them again. A lower id that commits late is found
+        # by the periodic full scan, or at once when nothing is left above it.
+        self._floor = 0
+        self._passes = 0
 
     @property
     def dialect(self) -> str:
@@ -338,17 +348,44 @@ class SqlAlchemyOutboxStore:
     async def _claim_keys_and_rows(
         self, connection: AsyncConnection, limit: int
     ) -> list[OutboxRecord]:
-        # The window is the oldest pending rows (an index-only walk with a LIMIT).
-        # A relay locks at most `limit` of the window's keys it can, oldest first,
-        # and skips those another relay holds. MATERIALIZED keeps the lock function
-        # off keys it does not reach: the outer LIMIT stops the scan.
-        claimed = await connection.execute(
+        self._passes += 1
+        if self._passes % self.FULL_SCAN_EVERY == 0:
+            self._floor = 0
+        window = await self._lock_window_keys(connection, limit)
+        if window.start is None and self._floor > 0:
+            self._floor = 0  # nothing above the floor: look below it before saying so
+            window = await self._lock_window_keys(connection, limit)
+        if window.start is not None:
+            self._floor = window.start
+        if not window.keys:
+            return []
+        # A new statement, so a new snapshot: rows another relay marked before it
+        # let go of a key are seen as published. Only inside the window, so the
+        # read stays O(batch) however many rows a locked key has further on.
+        rows = await connection.execute(
+            select(outbox_table)
+            .where(
+                outbox_table.c.published_at.is_(None),
+                outbox_table.c.id.between(window.start, window.end),
+                outbox_table.c.aggregate_key.in_(window.keys),
+            )
+            .order_by(outbox_table.c.id)
+            .limit(limit)
+        )
+        return [_record(row) for row in rows.mappings()]
+
+    async def _lock_window_keys(self, connection: AsyncConnection, limit: int) -> _ClaimWindow:
+        # The window is the oldest pending rows from the floor up (an index-only
+        # walk with a LIMIT). A relay locks at most `limit` of the window's keys it
+        # can, oldest first, and skips those another relay holds. MATERIALIZED and
+        # the inner LIMIT keep the lock function off keys it does not reach.
+        result = await connection.execute(
             text(
                 """
                 WITH claim_window AS MATERIALIZED (
                     SELECT id, aggregate_key
                     FROM outbox
-                    WHERE published_at IS NULL
+                    WHERE published_at IS NULL AND id >= :floor
                     ORDER BY id
                     LIMIT :window
                 ),
@@ -358,37 +395,26 @@ class SqlAlchemyOutboxStore:
                     GROUP BY aggregate_key
                     ORDER BY first_id
                 )
-                SELECT aggregate_key, (SELECT max(id) FROM claim_window) AS window_end
-                FROM candidates
-                WHERE pg_try_advisory_lock(:lock_class, hashtext(aggregate_key))
-                LIMIT :limit
+                SELECT bounds.window_start, bounds.window_end, locked.aggregate_key
+                FROM (SELECT min(id) AS window_start, max(id) AS window_end FROM claim_window)
+                    AS bounds
+                LEFT JOIN LATERAL (
+                    SELECT aggregate_key FROM candidates
+                    WHERE pg_try_advisory_lock(:lock_class, hashtext(aggregate_key))
+                    LIMIT :limit
+                ) AS locked ON true
                 """
             ),
             {
+                "floor": self._floor,
                 "window": limit * self.CLAIM_WINDOW_FACTOR,
                 "lock_class": ADVISORY_LOCK_CLASS,
                 "limit": limit,
             },
         )
-        locked = claimed.all()
-        if not locked:
-            return []
-        keys = [row.aggregate_key for row in locked]
-        window_end = locked[0].window_end
-        # A new statement, so a new snapshot: rows another relay marked before it
-        # let go of a key are seen as published. Only inside the window, so the
-        # read stays O(batch) however many rows a locked key has further on.
-        rows = await connection.execute(
-            select(outbox_table)
-            .where(
-                outbox_table.c.published_at.is_(None),
-                outbox_table.c.id <= window_end,
-                outbox_table.c.aggregate_key.in_(keys),
-            )
-            .order_by(outbox_table.c.id)
-            .limit(limit)
-        )
-        return [_record(row) for row in rows.mappings()]
+        rows = result.all()
+        keys = [row.aggregate_key for row in rows if row.aggregate_key is not None]
+        return _ClaimWindow(start=rows[0].window_start, end=rows[0].window_end, keys=keys)
 
     async def pending_count(self) -> int:
         async with self.engine.connect() as connection:
@@ -456,6 +482,15 @@ async def _release_key_locks(connection: AsyncConnection) -> None:
         # The session is gone or unusable; closing it for good releases its locks too.
         logger.debug("could not release the relay's key locks; discarding the connection")
         await connection.invalidate()
+
+
+@dataclass(frozen=True)
+class _ClaimWindow:
+    """The id range a claim looked at (``None``: nothing pending) and the keys it locked."""
+
+    start: int | None
+    end: int | None
+    keys: list[str]
 
 
 def _record(row: Any) -> OutboxRecord:

@@ -8,7 +8,8 @@ rows (spread round-robin over ``--keys`` aggregate keys), drains it with one
 relay into a publisher that does nothing, and prints:
 
 - the drain time per row (flat when a pass costs O(batch));
-- the mean time of the first passes, at the full backlog;
+- the mean time of the first passes, at the full backlog, and of the last
+  ones, when the index is full of rows the drain already published;
 - for contrast, one run of the old whole-backlog claim query at that size.
 
     uv run python -m bench.outbox_backlog                  # 10k, 50k, 200k rows
@@ -83,6 +84,7 @@ class Drained:
     rows: int
     seconds: float
     first_pass_ms: float
+    last_pass_ms: float
     old_claim_ms: float
 
     @property
@@ -112,24 +114,24 @@ async def time_old_claim(engine: AsyncEngine, batch_size: int) -> float:
     return elapsed * 1000
 
 
-async def drain(engine: AsyncEngine, rows: int, batch_size: int) -> tuple[float, float]:
-    """Seconds to drain everything, and the mean ms of the first passes."""
+async def drain(engine: AsyncEngine, rows: int, batch_size: int) -> tuple[float, float, float]:
+    """Seconds to drain everything, and the mean ms of the first and of the last passes."""
     relay = OutboxRelay(SqlAlchemyOutboxStore(engine), NullPublisher(), batch_size=batch_size)
-    first: list[float] = []
+    passes: list[float] = []
     published = 0
     started = time.perf_counter()
     while True:
         pass_started = time.perf_counter()
         outcome = await relay.publish_pending()
-        if len(first) < FIRST_PASSES:
-            first.append(time.perf_counter() - pass_started)
+        passes.append(time.perf_counter() - pass_started)
         published += outcome.published
         if outcome.published == 0:
             break
     seconds = time.perf_counter() - started
     if published != rows:
         raise RuntimeError(f"drained {published} rows of {rows}: the relay stopped early")
-    return seconds, sum(first) / len(first) * 1000
+    first, last = passes[:FIRST_PASSES], passes[-FIRST_PASSES - 1 : -1]
+    return seconds, sum(first) / len(first) * 1000, sum(last) / len(last) * 1000
 
 
 async def run(sizes: Sequence[int], keys: int, batch_size: int) -> list[Drained]:
@@ -143,8 +145,8 @@ async def run(sizes: Sequence[int], keys: int, batch_size: int) -> list[Drained]
                 await fill(engine, rows, keys)
                 old_claim_ms = await time_old_claim(engine, batch_size)
                 print(f"  {rows:>9,} rows: draining", file=sys.stderr, flush=True)
-                seconds, first_pass_ms = await drain(engine, rows, batch_size)
-                results.append(Drained(rows, seconds, first_pass_ms, old_claim_ms))
+                seconds, first_pass_ms, last_pass_ms = await drain(engine, rows, batch_size)
+                results.append(Drained(rows, seconds, first_pass_ms, last_pass_ms, old_claim_ms))
         finally:
             await engine.dispose()
     return results
@@ -157,6 +159,7 @@ def report(results: Sequence[Drained], keys: int, batch_size: int) -> str:
             f"{result.seconds:.1f}",
             f"{result.us_per_row:.0f}",
             f"{result.first_pass_ms:.1f}",
+            f"{result.last_pass_ms:.1f}",
             f"{result.old_claim_ms:.1f}",
         ]
         for result in results
@@ -166,6 +169,7 @@ def report(results: Sequence[Drained], keys: int, batch_size: int) -> str:
         "drain s",
         "µs per row",
         f"first {FIRST_PASSES} passes, ms/pass",
+        f"last {FIRST_PASSES}, ms/pass",
         "old claim query, ms",
     ]
     return f"one relay, batch {batch_size}, {keys} keys, a publisher that does nothing\n" + table(
