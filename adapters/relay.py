@@ -203,7 +203,6 @@ class OutboxRelay:
         self.broker_failing_since: float | None = None
         """When (``loop.time()``) the broker started failing; ``None`` while it works."""
         self._broker_pause = 0.0
-        self._next_purge = 0.0
 
     async def _publish(self, record: OutboxRecord) -> None:
         try:
@@ -235,10 +234,15 @@ class OutboxRelay:
     async def run(self) -> None:
         """Relay until cancelled; a cancelled pass keeps its rows pending, all of them."""
         listening = asyncio.create_task(self.listener.run()) if self.listener else None
+        # A task of its own: a purge waiting on a lock must not hold back publishing.
+        purging = (
+            asyncio.create_task(self._purge_periodically(self.retention))
+            if self.retention is not None
+            else None
+        )
         delay = self.idle_min
         try:
             while True:
-                await self._purge_if_due()
                 try:
                     outcome = await self.publish_pending()
                 except Exception as exc:
@@ -266,10 +270,11 @@ class OutboxRelay:
                 rung = await self.doorbell.wait(delay)
                 delay = self.idle_min if rung else min(delay * 2, self.idle_max)
         finally:
-            if listening is not None:
-                listening.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listening
+            for task in (listening, purging):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     def _broker_failed(self, cause: str) -> float:
         """Note a broker failure; the pause before the next pass, doubled each time."""
@@ -299,24 +304,21 @@ class OutboxRelay:
             extra={"unavailable_s": round(down_for, 3)},
         )
 
-    async def _purge_if_due(self) -> None:
-        if self.retention is None:
-            return
-        now = asyncio.get_running_loop().time()
-        if now < self._next_purge:
-            return
-        self._next_purge = now + self.retention.policy.interval
-        try:
-            await self.retention.purge()
-        except Exception as exc:
-            # Purging can wait for the next interval; publishing must go on.
-            if is_database_unavailable(exc):
-                logger.warning(
-                    "retention purge skipped: database unavailable",
-                    extra={"cause": type(exc).__name__},
-                )
-            else:
-                logger.exception("retention purge failed; trying again at the next interval")
+    @staticmethod
+    async def _purge_periodically(retention: Retention) -> None:
+        while True:
+            try:
+                await retention.purge()
+            except Exception as exc:
+                # Purging can wait for the next interval; publishing goes on regardless.
+                if is_database_unavailable(exc):
+                    logger.warning(
+                        "retention purge skipped: database unavailable",
+                        extra={"cause": type(exc).__name__},
+                    )
+                else:
+                    logger.exception("retention purge failed; trying again at the next interval")
+            await asyncio.sleep(retention.policy.interval)
 
 
 def create_relay(
