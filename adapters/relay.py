@@ -2,14 +2,15 @@
 
 Guarantees (see ``docs/messaging.md`` for the whole picture):
 
-- **At least once, never lost.** A row is marked ``published_at`` only in the
-  transaction of the pass that published it, after the broker accepted it. A
-  crash, a kill or a cancellation before that commit leaves the row pending,
-  and a later pass publishes it again. Consumers deduplicate by
-  ``message_id`` (the inbox).
-- **Nothing skipped.** Pending means ``published_at IS NULL``, not "above the
-  last id seen": a transaction that took a lower id but committed late is
-  published as soon as it commits.
+- **At least once, never lost.** A row is marked ``published_at`` only by the
+  pass that published it, after the broker accepted it, while that pass
+  still holds the row's key. A crash, a kill or a cancellation before that
+  commit leaves the row pending, and a later pass publishes it again.
+  Consumers deduplicate by ``message_id`` (the inbox).
+- **Nothing skipped.** Pending means ``published_at IS NULL``: a transaction
+  that took a lower id but committed late is published once it commits —
+  at once when nothing is pending above it, otherwise at the relay's next
+  full scan (every ``SqlAlchemyOutboxStore.FULL_SCAN_EVERY`` passes).
 - **Per-key order.** Within one aggregate key, messages are published in id
   order, and a key is published by one relay at a time (PostgreSQL advisory
   lock per key; on SQLite one pass at a time). A failed publish holds back
