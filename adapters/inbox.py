@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, DateTime, String, Table, exists, func, select
+from sqlalchemy import Column, DateTime, Index, String, Table, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +41,8 @@ inbox_table = Table(
     Column("message_id", String(200), primary_key=True),
     Column("handler", String(200), primary_key=True, server_default=""),
     Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # What the purge walks: the oldest rows, a batch at a time.
+    Index("ix_inbox_processed_at", "processed_at"),
 )
 
 

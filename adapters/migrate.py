@@ -37,7 +37,7 @@ from alembic.runtime.environment import (
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import ResolutionError
-from sqlalchemy import Table
+from sqlalchemy import Table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -53,6 +53,9 @@ KERNEL_VERSIONS = SCRIPT_LOCATION / "versions"
 KERNEL_BRANCH = "kernel"
 KERNEL_TABLE_MODULES = ("adapters.outbox", "adapters.inbox")
 """Modules defining the kernel's own tables, which its branch manages."""
+
+MIGRATION_LOCK_KEY = 0x6B65656C_6D696772
+"""The advisory lock every upgrade holds on PostgreSQL ('keelmigr'), so concurrent ones queue."""
 
 
 class MigrationError(RuntimeError):
@@ -123,7 +126,9 @@ async def upgrade_to_head_async(target: str | AsyncEngine, locations: Sequence[P
 
     Pass the application's engine when the database only lives inside it
     (``sqlite+aiosqlite://`` in memory); a URL gets an engine of its own,
-    disposed afterwards. Already at head: nothing happens.
+    disposed afterwards. Already at head: nothing happens. On PostgreSQL,
+    concurrent upgrades (several ``keel migrate`` or ``keel serve`` starting
+    at once) take turns on an advisory lock.
     """
     if isinstance(target, AsyncEngine):
         engine, owned = target, False
@@ -133,6 +138,15 @@ async def upgrade_to_head_async(target: str | AsyncEngine, locations: Sequence[P
     logger.info("migrating database schema to head", extra={"database": where})
     try:
         async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Two upgrades of a fresh database would both CREATE TABLE alembic_version
+                # and one would fail on a duplicate pg_type key. A transaction-level lock
+                # makes the others wait for the first one's COMMIT; they then find the
+                # schema at head and do nothing. It is released by COMMIT or ROLLBACK, so
+                # it can never outlive the migration, even if the process dies.
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
             await connection.run_sync(_upgrade_on, alembic_config(locations=locations))
     except (OSError, DBAPIError) as exc:
         password = engine.url.password

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -46,8 +46,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.sql import Delete
 
-from adapters.database import metadata
+from adapters.brokers.base import BrokerUnavailable
+from adapters.database import metadata, run_to_completion
 from adapters.serialization import MessageRegistry, OutgoingMessage
 from adapters.unit_of_work import InMemoryUnitOfWork, SqlAlchemyUnitOfWork
 from domain.aggregate import Aggregate, Event
@@ -63,6 +65,9 @@ NOTIFY_CHANNEL = "keel_outbox"
 ADVISORY_LOCK_CLASS = 0x6B65656C
 """First half of the two-int advisory lock a relay takes per aggregate key ('keel')."""
 
+AGGREGATE_KEY_LENGTH = 400
+"""Longest ordering key: an aggregate type's name, ``:``, and an id of up to 200 characters."""
+
 outbox_table = Table(
     "outbox",
     metadata,
@@ -70,7 +75,9 @@ outbox_table = Table(
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
     Column("message_id", Uuid, nullable=False, unique=True),
     Column("stream", String(200), nullable=False),
-    Column("aggregate_key", String(200), nullable=False),
+    # Room for a prefix and the longest id the envelope allows (200): a command's
+    # rejection is keyed "Command:<message_id>".
+    Column("aggregate_key", String(AGGREGATE_KEY_LENGTH), nullable=False),
     Column("type", String(200), nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("payload", JSON, nullable=False),
@@ -78,14 +85,22 @@ outbox_table = Table(
     Column("published_at", DateTime(timezone=True), nullable=True),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text, nullable=True),
-    # What the relay scans: pending rows by key, in id order. Partial, so it stays
-    # as small as the backlog however long the published history grows.
+    # What the relay walks: the oldest pending rows, in id order, with their key
+    # (an index-only scan). Partial, so it stays as small as the backlog however
+    # long the published history grows.
     Index(
         "ix_outbox_pending",
-        "aggregate_key",
         "id",
+        "aggregate_key",
         postgresql_where=text("published_at IS NULL"),
         sqlite_where=text("published_at IS NULL"),
+    ),
+    # What the purge walks: the oldest published rows, a batch at a time.
+    Index(
+        "ix_outbox_published_at",
+        "published_at",
+        postgresql_where=text("published_at IS NOT NULL"),
+        sqlite_where=text("published_at IS NOT NULL"),
     ),
 )
 
@@ -128,6 +143,8 @@ class BatchOutcome:
     claimed: int = 0
     published: int = 0
     failed: int = 0
+    broker_error: str | None = None
+    """Why the broker could not be used, when that ended the pass early."""
 
 
 class Doorbell:
@@ -235,86 +252,165 @@ def with_outbox(uow_factory: Callable[[], UowT], outbox: CommitHook) -> Callable
 class SqlAlchemyOutboxStore:
     """The relay's side of the ``outbox`` table: claim pending rows, publish, mark.
 
-    One pass (:meth:`process_batch`) is one transaction. Rows are marked
-    ``published_at`` in the same transaction after the broker accepted them,
-    so a crash or a cancellation before the commit leaves every row of the
-    pass pending (published again later: at least once) and never half-marked.
+    On PostgreSQL a pass never keeps a transaction open while it waits on the
+    broker (a broker that stops answering would otherwise hold row locks and
+    the vacuum horizon for as long as the wait lasts). It runs on one
+    connection in three steps:
 
-    Ordering and concurrency on PostgreSQL: a pass takes a transaction-level
-    advisory lock per aggregate key (``pg_try_advisory_xact_lock``), skipping
-    keys another relay holds, and then publishes the pending rows of the keys
-    it holds in id order. So one key is only ever published by one relay at a
-    time, in id order, and relays running side by side share the keys.
-    On SQLite a pass first takes the database's write lock, so passes run one
-    at a time.
+    1. *claim*, a short transaction: take a session-level advisory lock per
+       aggregate key (``pg_try_advisory_lock``) among the oldest pending rows,
+       skipping keys another relay holds, and read those keys' pending rows
+       in id order; commit. The locks outlive the commit.
+    2. *publish*, no transaction open: the rows in id order.
+    3. *mark*, a short transaction: ``published_at`` on the rows the broker
+       accepted, ``attempts`` and ``last_error`` on the one it refused.
+
+    Then the locks are released (or the connection thrown away, which
+    releases them too). So one key is only ever published by one relay at a
+    time, in id order, and relays running side by side share the keys. A
+    crash, a kill or a cancellation before step 3 commits leaves every row of
+    the pass pending: published again later, at least once, never half-marked.
+
+    The claim costs O(batch), not O(backlog): it walks ``ix_outbox_pending``
+    (``id, aggregate_key``, partial) in id order over a window of
+    ``CLAIM_WINDOW_FACTOR * limit`` rows, from where the last window began,
+    and reads rows only inside it.
+
+    On SQLite a pass is one transaction that first takes the database's write
+    lock, so passes run one at a time; the broker call happens inside it.
+    SQLite is the embedded default, where the broker is in-process.
     """
+
+    CLAIM_WINDOW_FACTOR = 4
+    """How many pending rows a claim looks at per row it may take: room to skip held keys."""
+    FULL_SCAN_EVERY = 50
+    """Passes between claims that start from the lowest id rather than from ``_floor``."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # Where the last claim window began: every row below it was published (or
+        # not yet committed). Starting there skips the index entries of rows this
+        # drain already published, which stay until vacuum; without it each pass
+        # would step over all of them again. A lower id that commits late is found
+        # by the periodic full scan, or at once when nothing is left above it.
+        self._floor = 0
+        self._passes = 0
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     async def process_batch(self, publish: PublishRecord, *, limit: int = 100) -> BatchOutcome:
-        async with self.engine.connect() as connection, connection.begin():
-            records = await self._claim(connection, limit)
-            if not records:
-                return BatchOutcome()
-            published, failures = await publish_in_order(records, publish)
-            now = datetime.now(UTC)
-            if published:
-                await connection.execute(
-                    update(outbox_table)
-                    .where(outbox_table.c.id.in_(published))
-                    .values(published_at=now, attempts=outbox_table.c.attempts + 1)
-                )
-            for record_id, reason in failures.items():
-                await connection.execute(
-                    update(outbox_table)
-                    .where(outbox_table.c.id == record_id)
-                    .values(attempts=outbox_table.c.attempts + 1, last_error=reason[:2000])
-                )
-        return BatchOutcome(claimed=len(records), published=len(published), failed=len(failures))
-
-    async def _claim(self, connection: AsyncConnection, limit: int) -> list[OutboxRecord]:
-        pending = outbox_table.c.published_at.is_(None)
-        statement = select(outbox_table).where(pending).order_by(outbox_table.c.id).limit(limit)
         if self.dialect == "postgresql":
-            keys = await self._lock_keys(connection, limit)
-            if not keys:
-                return []
-            statement = statement.where(outbox_table.c.aggregate_key.in_(keys)).with_for_update()
-        else:
+            return await self._process_batch_unlocked_publish(publish, limit)
+        return await self._process_batch_in_one_transaction(publish, limit)
+
+    async def _process_batch_unlocked_publish(
+        self, publish: PublishRecord, limit: int
+    ) -> BatchOutcome:
+        async with self.engine.connect() as connection:
+            try:
+                async with connection.begin():
+                    records = await self._claim_keys_and_rows(connection, limit)
+                if not records:
+                    return BatchOutcome()
+                result = await publish_in_order(records, publish)
+                async with connection.begin():
+                    await _mark(connection, result)
+            finally:
+                await run_to_completion(_release_key_locks(connection))
+        return result.outcome(claimed=len(records))
+
+    async def _process_batch_in_one_transaction(
+        self, publish: PublishRecord, limit: int
+    ) -> BatchOutcome:
+        async with self.engine.connect() as connection, connection.begin():
             # A no-op write takes SQLite's write lock now, before the read, so a
             # second relay waits here instead of reading the same pending rows.
             await connection.execute(update(outbox_table).where(text("0")).values(attempts=0))
-        result = await connection.execute(statement)
-        return [_record(row) for row in result.mappings()]
+            result_rows = await connection.execute(
+                select(outbox_table)
+                .where(outbox_table.c.published_at.is_(None))
+                .order_by(outbox_table.c.id)
+                .limit(limit)
+            )
+            records = [_record(row) for row in result_rows.mappings()]
+            if not records:
+                return BatchOutcome()
+            result = await publish_in_order(records, publish)
+            await _mark(connection, result)
+        return result.outcome(claimed=len(records))
 
-    async def _lock_keys(self, connection: AsyncConnection, limit: int) -> list[str]:
-        # Candidates are the keys with the oldest pending rows; a relay locks at
-        # most `limit` of those it can, and skips the ones another relay holds.
-        # MATERIALIZED keeps the lock function off keys beyond the LIMIT.
+    async def _claim_keys_and_rows(
+        self, connection: AsyncConnection, limit: int
+    ) -> list[OutboxRecord]:
+        self._passes += 1
+        if self._passes % self.FULL_SCAN_EVERY == 0:
+            self._floor = 0
+        window = await self._lock_window_keys(connection, limit)
+        if window.start is None and self._floor > 0:
+            self._floor = 0  # nothing above the floor: look below it before saying so
+            window = await self._lock_window_keys(connection, limit)
+        if window.start is not None:
+            self._floor = window.start
+        if not window.keys:
+            return []
+        # A new statement, so a new snapshot: rows another relay marked before it
+        # let go of a key are seen as published. Only inside the window, so the
+        # read stays O(batch) however many rows a locked key has further on.
+        rows = await connection.execute(
+            select(outbox_table)
+            .where(
+                outbox_table.c.published_at.is_(None),
+                outbox_table.c.id.between(window.start, window.end),
+                outbox_table.c.aggregate_key.in_(window.keys),
+            )
+            .order_by(outbox_table.c.id)
+            .limit(limit)
+        )
+        return [_record(row) for row in rows.mappings()]
+
+    async def _lock_window_keys(self, connection: AsyncConnection, limit: int) -> _ClaimWindow:
+        # The window is the oldest pending rows from the floor up (an index-only
+        # walk with a LIMIT). A relay locks at most `limit` of the window's keys it
+        # can, oldest first, and skips those another relay holds. MATERIALIZED and
+        # the inner LIMIT keep the lock function off keys it does not reach.
         result = await connection.execute(
             text(
                 """
-                WITH candidates AS MATERIALIZED (
-                    SELECT aggregate_key, min(id) AS first_id
+                WITH claim_window AS MATERIALIZED (
+                    SELECT id, aggregate_key
                     FROM outbox
-                    WHERE published_at IS NULL
+                    WHERE published_at IS NULL AND id >= :floor
+                    ORDER BY id
+                    LIMIT :window
+                ),
+                candidates AS MATERIALIZED (
+                    SELECT aggregate_key, min(id) AS first_id
+                    FROM claim_window
                     GROUP BY aggregate_key
                     ORDER BY first_id
-                    LIMIT :candidates
                 )
-                SELECT aggregate_key FROM candidates
-                WHERE pg_try_advisory_xact_lock(:lock_class, hashtext(aggregate_key))
-                LIMIT :limit
+                SELECT bounds.window_start, bounds.window_end, locked.aggregate_key
+                FROM (SELECT min(id) AS window_start, max(id) AS window_end FROM claim_window)
+                    AS bounds
+                LEFT JOIN LATERAL (
+                    SELECT aggregate_key FROM candidates
+                    WHERE pg_try_advisory_lock(:lock_class, hashtext(aggregate_key))
+                    LIMIT :limit
+                ) AS locked ON true
                 """
             ),
-            {"candidates": limit * 4, "lock_class": ADVISORY_LOCK_CLASS, "limit": limit},
+            {
+                "floor": self._floor,
+                "window": limit * self.CLAIM_WINDOW_FACTOR,
+                "lock_class": ADVISORY_LOCK_CLASS,
+                "limit": limit,
+            },
         )
-        return [row[0] for row in result]
+        rows = result.all()
+        keys = [row.aggregate_key for row in rows if row.aggregate_key is not None]
+        return _ClaimWindow(start=rows[0].window_start, end=rows[0].window_end, keys=keys)
 
     async def pending_count(self) -> int:
         async with self.engine.connect() as connection:
@@ -325,17 +421,72 @@ class SqlAlchemyOutboxStore:
             )
         return int(count or 0)
 
-    async def purge_published(self, older_than: timedelta) -> int:
-        """Delete rows published longer ago than ``older_than``; returns how many."""
+    async def purge_published(self, older_than: timedelta, *, batch_size: int = 1000) -> int:
+        """Delete rows published longer ago than ``older_than``, a batch per transaction.
+
+        Returns how many. Each batch is a short transaction that walks
+        ``ix_outbox_published_at`` from the oldest row, so a purge never
+        holds locks for long nor scans the rows it keeps.
+        """
         cutoff = datetime.now(UTC) - older_than
-        async with self.engine.begin() as connection:
-            result = await connection.execute(
-                delete(outbox_table).where(
-                    outbox_table.c.published_at.is_not(None),
-                    outbox_table.c.published_at < cutoff,
-                )
-            )
-        return int(result.rowcount or 0)
+        oldest = (
+            select(outbox_table.c.id)
+            .where(outbox_table.c.published_at.is_not(None), outbox_table.c.published_at < cutoff)
+            .order_by(outbox_table.c.published_at)
+            .limit(batch_size)
+            .scalar_subquery()
+        )
+        return await delete_in_batches(
+            self.engine, delete(outbox_table).where(outbox_table.c.id.in_(oldest)), batch_size
+        )
+
+
+async def delete_in_batches(engine: AsyncEngine, statement: Delete, batch_size: int) -> int:
+    """Run ``statement`` (a DELETE of at most ``batch_size`` rows) until it deletes fewer."""
+    total = 0
+    while True:
+        async with engine.begin() as connection:
+            deleted = int((await connection.execute(statement)).rowcount or 0)
+        total += deleted
+        if deleted < batch_size:
+            return total
+        await asyncio.sleep(0)  # a long purge must not starve the rest of the process
+
+
+async def _mark(connection: AsyncConnection, result: PublishResult) -> None:
+    now = datetime.now(UTC)
+    if result.published:
+        await connection.execute(
+            update(outbox_table)
+            .where(outbox_table.c.id.in_(result.published))
+            .values(published_at=now, attempts=outbox_table.c.attempts + 1)
+        )
+    for record_id, reason in result.failures.items():
+        await connection.execute(
+            update(outbox_table)
+            .where(outbox_table.c.id == record_id)
+            .values(attempts=outbox_table.c.attempts + 1, last_error=reason[:2000])
+        )
+
+
+async def _release_key_locks(connection: AsyncConnection) -> None:
+    """Let go of the pass's key locks; a pooled connection must not keep them."""
+    try:
+        async with connection.begin():
+            await connection.execute(text("SELECT pg_advisory_unlock_all()"))
+    except Exception:
+        # The session is gone or unusable; closing it for good releases its locks too.
+        logger.debug("could not release the relay's key locks; discarding the connection")
+        await connection.invalidate()
+
+
+@dataclass(frozen=True)
+class _ClaimWindow:
+    """The id range a claim looked at (``None``: nothing pending) and the keys it locked."""
+
+    start: int | None
+    end: int | None
+    keys: list[str]
 
 
 def _record(row: Any) -> OutboxRecord:
@@ -353,13 +504,34 @@ def _record(row: Any) -> OutboxRecord:
     )
 
 
+@dataclass(frozen=True)
+class PublishResult:
+    """What :func:`publish_in_order` did with a pass's rows."""
+
+    published: list[int] = field(default_factory=list)
+    failures: dict[int, str] = field(default_factory=dict)
+    broker_error: str | None = None
+    """Set when the broker itself failed (:class:`BrokerUnavailable`); the pass stopped there."""
+
+    def outcome(self, *, claimed: int) -> BatchOutcome:
+        return BatchOutcome(
+            claimed=claimed,
+            published=len(self.published),
+            failed=len(self.failures),
+            broker_error=self.broker_error,
+        )
+
+
 async def publish_in_order(
     records: Sequence[OutboxRecord], publish: PublishRecord
-) -> tuple[list[int], dict[int, str]]:
+) -> PublishResult:
     """Publish ``records`` in order; after a failure, skip the rest of that key.
 
     Skipping keeps the key's order: its later rows wait for the failed one.
-    Returns the ids published and, per failed id, why.
+    When the broker itself is unavailable (:class:`BrokerUnavailable`, which
+    the relay also raises for a publish that timed out), the pass stops at
+    once: every other message would fail the same way, each after its own
+    timeout. The rows not tried stay pending, their attempts unchanged.
     """
     published: list[int] = []
     failures: dict[int, str] = {}
@@ -369,6 +541,10 @@ async def publish_in_order(
             continue
         try:
             await publish(record)
+        except BrokerUnavailable as exc:
+            failures[record.id] = f"{type(exc).__name__}: {exc}"
+            # The relay reports the broker's state once per change, not per message.
+            return PublishResult(published, failures, broker_error=str(exc))
         except Exception as exc:
             blocked.add(record.key)
             failures[record.id] = f"{type(exc).__name__}: {exc}"
@@ -378,7 +554,7 @@ async def publish_in_order(
             )
         else:
             published.append(record.id)
-    return published, failures
+    return PublishResult(published, failures)
 
 
 class InMemoryOutbox:
@@ -445,15 +621,16 @@ class InMemoryOutbox:
     async def process_batch(self, publish: PublishRecord, *, limit: int = 100) -> BatchOutcome:
         async with self._lock:
             records = self.pending()[:limit]
-            published, failures = await publish_in_order(records, publish)
+            result = await publish_in_order(records, publish)
             now = datetime.now(UTC)
+            published = set(result.published)
             for index, record in enumerate(self.records):
                 if record.id in published:
                     self.records[index] = replace(
                         record, published_at=now, attempts=record.attempts + 1
                     )
-                elif record.id in failures:
+                elif record.id in result.failures:
                     self.records[index] = replace(
-                        record, attempts=record.attempts + 1, last_error=failures[record.id]
+                        record, attempts=record.attempts + 1, last_error=result.failures[record.id]
                     )
-        return BatchOutcome(claimed=len(records), published=len(published), failed=len(failures))
+        return result.outcome(claimed=len(records))

@@ -2,20 +2,26 @@
 
 Guarantees (see ``docs/messaging.md`` for the whole picture):
 
-- **At least once, never lost.** A row is marked ``published_at`` only in the
-  transaction of the pass that published it, after the broker accepted it. A
-  crash, a kill or a cancellation before that commit leaves the row pending,
-  and a later pass publishes it again. Consumers deduplicate by
-  ``message_id`` (the inbox).
-- **Nothing skipped.** Pending means ``published_at IS NULL``, not "above the
-  last id seen": a transaction that took a lower id but committed late is
-  published as soon as it commits.
+- **At least once, never lost.** A row is marked ``published_at`` only by the
+  pass that published it, after the broker accepted it, while that pass
+  still holds the row's key. A crash, a kill or a cancellation before that
+  commit leaves the row pending, and a later pass publishes it again.
+  Consumers deduplicate by ``message_id`` (the inbox).
+- **Nothing skipped.** Pending means ``published_at IS NULL``: a transaction
+  that took a lower id but committed late is published once it commits —
+  at once when nothing is pending above it, otherwise at the relay's next
+  full scan (every ``SqlAlchemyOutboxStore.FULL_SCAN_EVERY`` passes).
 - **Per-key order.** Within one aggregate key, messages are published in id
   order, and a key is published by one relay at a time (PostgreSQL advisory
   lock per key; on SQLite one pass at a time). A failed publish holds back
   the rest of its key until it succeeds. Because the outbox row is inserted
   after the aggregate's row is written (and locked), the id order of one
   versioned aggregate's events is the order of its commits.
+- **No transaction waits on the broker.** On PostgreSQL a pass claims its
+  rows and commits before it publishes, and marks them in a second short
+  transaction (``SqlAlchemyOutboxStore``). A broker that refuses or stops
+  answering (``publish_timeout``) ends the pass; the relay then backs off
+  and logs once when the broker starts failing and once when it is back.
 - **Prompt.** On PostgreSQL a writer's ``NOTIFY`` wakes the relay through
   :class:`PostgresListener`, which re-listens by itself when its connection
   drops; a writer in the same process rings a :class:`~adapters.outbox.Doorbell`.
@@ -34,7 +40,7 @@ import asyncpg
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.brokers.base import Publisher
+from adapters.brokers.base import BrokerUnavailable, Publisher
 from adapters.database import safe_url
 from adapters.outages import is_database_unavailable
 from adapters.outbox import (
@@ -45,8 +51,16 @@ from adapters.outbox import (
     PublishRecord,
     SqlAlchemyOutboxStore,
 )
+from adapters.retention import Retention, RetentionPolicy
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_PUBLISH_TIMEOUT = 2.0
+"""Seconds one publish may take before the broker counts as unavailable (ms when it works)."""
+BROKER_BACKOFF_MIN = 0.1
+BROKER_BACKOFF_MAX = 5.0
+"""Bounds of the relay's pause between passes while the broker fails (s)."""
+DEFAULT_RETENTION = RetentionPolicy()
 
 
 class OutboxStore(Protocol):
@@ -141,7 +155,15 @@ class PostgresListener:
 
 
 class OutboxRelay:
-    """Publishes pending outbox rows; run several side by side for throughput or failover."""
+    """Publishes pending outbox rows; run several side by side for throughput or failover.
+
+    When the broker fails (:class:`~adapters.brokers.base.BrokerUnavailable`,
+    or a publish that takes longer than ``publish_timeout``) the pass ends at
+    once, and the relay waits before the next one, doubling the pause from
+    ``broker_backoff_min`` up to ``broker_backoff_max``. It logs when the
+    broker starts failing and when it is back, not once per attempt.
+    With a ``retention``, it also purges old rows every ``retention.policy.interval``.
+    """
 
     def __init__(
         self,
@@ -151,30 +173,50 @@ class OutboxRelay:
         batch_size: int = 100,
         idle_min: float = 0.05,
         idle_max: float = 1.0,
-        publish_timeout: float = 10.0,
+        publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+        broker_backoff_min: float = BROKER_BACKOFF_MIN,
+        broker_backoff_max: float = BROKER_BACKOFF_MAX,
         doorbell: Doorbell | None = None,
         listener: PostgresListener | None = None,
+        retention: Retention | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 < idle_min <= idle_max:
             raise ValueError("need 0 < idle_min <= idle_max")
+        if not 0 < broker_backoff_min <= broker_backoff_max:
+            raise ValueError("need 0 < broker_backoff_min <= broker_backoff_max")
+        if publish_timeout <= 0:
+            raise ValueError(f"publish_timeout must be > 0 seconds, got {publish_timeout}")
         self.store = store
         self.publisher = publisher
         self.batch_size = batch_size
         self.idle_min = idle_min
         self.idle_max = idle_max
         self.publish_timeout = publish_timeout
+        self.broker_backoff_min = broker_backoff_min
+        self.broker_backoff_max = broker_backoff_max
         self.doorbell = doorbell if doorbell is not None else Doorbell()
         self.listener = listener
+        self.retention = retention
         self.published = 0
         """Messages this relay published, for monitoring and tests."""
+        self.broker_failing_since: float | None = None
+        """When (``loop.time()``) the broker started failing; ``None`` while it works."""
+        self._broker_pause = 0.0
 
     async def _publish(self, record: OutboxRecord) -> None:
-        async with asyncio.timeout(self.publish_timeout):
-            await self.publisher.publish(
-                record.stream, record.as_message(), {"key": record.key, "type": record.type}
-            )
+        try:
+            async with asyncio.timeout(self.publish_timeout):
+                await self.publisher.publish(
+                    record.stream, record.as_message(), {"key": record.key, "type": record.type}
+                )
+        except TimeoutError:
+            # A broker that accepts the connection and never answers: every other
+            # message would wait as long, so this ends the pass like a refusal.
+            raise BrokerUnavailable(
+                f"the broker did not accept a message within {self.publish_timeout} s"
+            ) from None
         self.published += 1
 
     async def publish_pending(self) -> BatchOutcome:
@@ -193,6 +235,12 @@ class OutboxRelay:
     async def run(self) -> None:
         """Relay until cancelled; a cancelled pass keeps its rows pending, all of them."""
         listening = asyncio.create_task(self.listener.run()) if self.listener else None
+        # A task of its own: a purge waiting on a lock must not hold back publishing.
+        purging = (
+            asyncio.create_task(self._purge_periodically(self.retention))
+            if self.retention is not None
+            else None
+        )
         delay = self.idle_min
         try:
             while True:
@@ -209,6 +257,12 @@ class OutboxRelay:
                     else:
                         logger.exception("outbox relay pass failed; trying again after a pause")
                     outcome = BatchOutcome(failed=1)
+                if outcome.broker_error is not None:
+                    # Not the doorbell: every commit rings it, and the broker needs the rest.
+                    await asyncio.sleep(self._broker_failed(outcome.broker_error))
+                    continue
+                if outcome.published:
+                    self._broker_works()
                 if outcome.claimed >= self.batch_size and not outcome.failed:
                     delay = self.idle_min
                     continue  # a full batch: more is probably waiting
@@ -217,10 +271,55 @@ class OutboxRelay:
                 rung = await self.doorbell.wait(delay)
                 delay = self.idle_min if rung else min(delay * 2, self.idle_max)
         finally:
-            if listening is not None:
-                listening.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listening
+            for task in (listening, purging):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    def _broker_failed(self, cause: str) -> float:
+        """Note a broker failure; the pause before the next pass, doubled each time."""
+        self._broker_pause = min(
+            self.broker_backoff_max, max(self.broker_backoff_min, self._broker_pause * 2)
+        )
+        first = self.broker_failing_since is None
+        if first:
+            self.broker_failing_since = asyncio.get_running_loop().time()
+        logger.log(
+            logging.WARNING if first else logging.DEBUG,
+            "broker unavailable; the outbox relay keeps every message pending and retries"
+            if first
+            else "broker still unavailable",
+            extra={"cause": cause, "pause_s": self._broker_pause},
+        )
+        return self._broker_pause
+
+    def _broker_works(self) -> None:
+        if self.broker_failing_since is None:
+            return
+        down_for = asyncio.get_running_loop().time() - self.broker_failing_since
+        self.broker_failing_since = None
+        self._broker_pause = 0.0
+        logger.warning(
+            "broker available again; the outbox relay publishes",
+            extra={"unavailable_s": round(down_for, 3)},
+        )
+
+    @staticmethod
+    async def _purge_periodically(retention: Retention) -> None:
+        while True:
+            try:
+                await retention.purge()
+            except Exception as exc:
+                # Purging can wait for the next interval; publishing goes on regardless.
+                if is_database_unavailable(exc):
+                    logger.warning(
+                        "retention purge skipped: database unavailable",
+                        extra={"cause": type(exc).__name__},
+                    )
+                else:
+                    logger.exception("retention purge failed; trying again at the next interval")
+            await asyncio.sleep(retention.policy.interval)
 
 
 def create_relay(
@@ -229,12 +328,17 @@ def create_relay(
     *,
     doorbell: Doorbell | None = None,
     batch_size: int = 100,
+    publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+    retention: RetentionPolicy | None = DEFAULT_RETENTION,
 ) -> OutboxRelay:
     """The relay for ``engine``'s database: LISTEN/NOTIFY on PostgreSQL, polling on SQLite.
 
     Pass the outbox writer's ``doorbell`` when the writer runs in this process.
+    ``retention``: how old published outbox rows and inbox rows are purged
+    (``None``: never, e.g. when another process purges).
     """
     doorbell = doorbell if doorbell is not None else Doorbell()
+    purger = Retention(engine, retention) if retention is not None else None
     if engine.dialect.name == "postgresql":
         listener = PostgresListener(engine.url, doorbell)
         # NOTIFY does the waking; the poll is only the fallback.
@@ -243,13 +347,17 @@ def create_relay(
             publisher,
             batch_size=batch_size,
             idle_max=5.0,
+            publish_timeout=publish_timeout,
             doorbell=doorbell,
             listener=listener,
+            retention=purger,
         )
     return OutboxRelay(
         SqlAlchemyOutboxStore(engine),
         publisher,
         batch_size=batch_size,
         idle_max=0.5,
+        publish_timeout=publish_timeout,
         doorbell=doorbell,
+        retention=purger,
     )

@@ -6,13 +6,17 @@ message names the environment variable and never repeats a secret.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.database import DatabaseConfigurationError, parse_database_url
+
+if TYPE_CHECKING:
+    from adapters.retention import RetentionPolicy
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./keel.db"
 DEFAULT_CONTEXTS = "ledger"
@@ -118,6 +122,47 @@ class Settings(BaseSettings):
             "server_settings": server_settings,
         }
         return options
+
+    # Relay, retention and stream trimming (docs/failure-modes.md, "Relay and retention").
+    relay_publish_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 2.0
+    """How long one publish may take before the relay counts the broker as unavailable."""
+    outbox_retention_seconds: Annotated[int, Field(ge=0)] = 7 * 86_400
+    """Published outbox rows older than this are purged; pending rows never are."""
+    inbox_retention_seconds: Annotated[int, Field(ge=0)] = 14 * 86_400
+    """Inbox rows older than this are purged: a redelivery after that would be applied
+    again, so it must exceed the broker's redelivery horizon (checked below)."""
+    retention_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    """Rows one purge transaction deletes."""
+    retention_interval_seconds: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    """How often the relay purges."""
+    stream_maxlen: Annotated[int, Field(ge=0)] = 1_000_000
+    """Entries a Redis stream keeps, approximately (XADD MAXLEN ~); 0: never trim. Trimming
+    ignores consumer groups: keep it above the longest backlog a consumer may fall behind by."""
+
+    @model_validator(mode="after")
+    def _check_inbox_outlives_redelivery(self) -> Self:
+        # The inbox is what makes a redelivery harmless; a row purged while its
+        # message may still come back lets that message be applied twice.
+        horizon_ms = self.broker_claim_idle_ms * self.broker_max_deliveries
+        if self.inbox_retention_seconds * 1000 <= horizon_ms:
+            raise ValueError(
+                f"INBOX_RETENTION_SECONDS ({self.inbox_retention_seconds}) must exceed the "
+                "broker's redelivery horizon, BROKER_CLAIM_IDLE_MS x BROKER_MAX_DELIVERIES "
+                f"({horizon_ms / 1000:g} s): a message redelivered after its inbox row "
+                "is purged would be applied twice"
+            )
+        return self
+
+    def retention_policy(self) -> RetentionPolicy:
+        """The relay's purge policy (``create_relay(retention=...)``)."""
+        from adapters.retention import RetentionPolicy  # the settings stay import-light
+
+        return RetentionPolicy(
+            outbox_age=timedelta(seconds=self.outbox_retention_seconds),
+            inbox_age=timedelta(seconds=self.inbox_retention_seconds),
+            batch_size=self.retention_batch_size,
+            interval=self.retention_interval_seconds,
+        )
 
 
 def _split(names: str) -> tuple[str, ...]:

@@ -124,7 +124,12 @@ def bootstrap(
     else:
         # The outbox's doorbell wakes an in-process relay the moment a write commits.
         relay = create_relay(
-            manager.engine, broker, doorbell=outbox.doorbell, batch_size=settings.relay_batch_size
+            manager.engine,
+            broker,
+            doorbell=outbox.doorbell,
+            batch_size=settings.relay_batch_size,
+            publish_timeout=settings.relay_publish_timeout_seconds,
+            retention=settings.retention_policy(),
         )
     return Container(
         settings=settings,
@@ -184,6 +189,7 @@ def make_broker(settings: Settings) -> Broker:
         max_deliveries=settings.broker_max_deliveries,
         claim_idle_ms=settings.broker_claim_idle_ms,
         history=IN_PROCESS_HISTORY,
+        maxlen=settings.stream_maxlen or None,
     )
 
 

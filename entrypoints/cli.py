@@ -6,10 +6,11 @@ other processes can reach (``BROKER_URL``): the in-process one lives inside
 ``keel serve``, which then consumes and relays by itself. The bounded contexts
 in ``KEEL_CONTEXTS`` may add sub-commands of their own.
 
-Exit codes: 0 success, 1 the database could not be migrated, 2 bad usage or
-bad configuration. Failures print one line to stderr naming what is wrong —
-never a traceback, never a password — because this is the first thing a
-newcomer runs and the message is the whole of the help they get.
+Exit codes: 0 success, 1 the database could not be migrated or the broker
+cannot be reached, 2 bad usage or bad configuration. Failures print one line
+to stderr naming what is wrong — never a traceback, never a password —
+because this is the first thing a newcomer runs and the message is the whole
+of the help they get.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from typing import Any
 import uvicorn
 from alembic.util import CommandError
 
+from adapters.brokers import BrokerUnavailable
 from adapters.database import DatabaseSessionManager, safe_url
 from adapters.migrate import MigrationError, upgrade_to_head
 from adapters.settings import ConfigurationError, Settings, load_settings
 from entrypoints import consumer, relay
-from entrypoints.bootstrap import bootstrap
+from entrypoints.bootstrap import bootstrap, make_broker
 from entrypoints.context import BoundedContext, CliCommand, ContextLoadError, load_contexts
 from entrypoints.http.logging import logging_config
 
@@ -137,6 +139,22 @@ def _revision(settings: Settings, contexts: Sequence[BoundedContext[Any]], args:
     except CommandError as exc:
         return _fail(str(exc).strip().splitlines()[0], EXIT_DATABASE)
     return EXIT_OK
+
+
+def _broker_answers(settings: Settings) -> str | None:
+    """Ping ``BROKER_URL`` before starting; the one-line reason when it does not answer."""
+    if settings.broker_url is None:
+        return None  # the in-process broker lives and dies with this process
+
+    async def ping() -> None:
+        broker = make_broker(settings)
+        await broker.ping()
+
+    try:
+        asyncio.run(ping())
+    except BrokerUnavailable as exc:
+        return str(exc)  # names the broker with its password masked
+    return None
 
 
 def _stopped_on_request(signum: int, frame: FrameType | None) -> None:
@@ -251,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate":
         print(f"keel: database at {safe_url(settings.database_url)} is up to date")
         return EXIT_OK
+    if args.command in ("serve", *WORKERS) and (failure := _broker_answers(settings)):
+        return _fail(failure, EXIT_DATABASE)
     if args.command in WORKERS:
         _run_worker(WORKERS[args.command], settings)
         return EXIT_OK

@@ -46,6 +46,7 @@ async def consume(settings: Settings, stop: asyncio.Event) -> None:
         streams = subscribe_all(container)
         if not streams:
             logger.warning("no running context subscribes to a stream; nothing to consume")
+        await container.broker.ping()  # a clear failure beats a process that does nothing
         async with container.broker:
             logger.info("consuming", extra={"streams": streams})
             await stop.wait()

@@ -35,6 +35,7 @@ async def serving_messages(container: Container) -> AsyncIterator[None]:
         if consume:
             subscribe_all(container)
         if consume or relay:
+            await container.broker.ping()  # BrokerUnavailable names it, password masked
             await running.enter_async_context(container.broker)
         if relay:
             await running.enter_async_context(relaying(container.relay))

@@ -46,6 +46,7 @@ async def relay(settings: Settings, stop: asyncio.Event) -> None:
     manager = DatabaseSessionManager()
     container = bootstrap(settings, manager=manager)
     try:
+        await container.broker.ping()  # a clear failure beats a process that does nothing
         async with container.broker, relaying(container.relay):
             logger.info("relaying the outbox")
             await stop.wait()

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from adapters.brokers.base import (
     Broker,
+    BrokerUnavailable,
     DeadLetter,
     Delivery,
     DeliveryHandler,
@@ -22,6 +23,7 @@ from adapters.brokers.memory import InProcessBroker
 __all__ = [
     "Broker",
     "BrokerConfigurationError",
+    "BrokerUnavailable",
     "DeadLetter",
     "Delivery",
     "DeliveryHandler",
@@ -43,11 +45,13 @@ def create_broker(
     max_deliveries: int = 5,
     claim_idle_ms: int = 30_000,
     history: int | None = None,
+    maxlen: int | None = None,
 ) -> Broker:
     """The one broker factory: ``url`` unset or empty means in-process, with stream ``prefix``.
 
-    ``claim_idle_ms`` applies to Redis Streams (when an unacknowledged entry is
-    taken over); ``history`` to the in-process broker (messages kept per stream).
+    ``claim_idle_ms`` (when an unacknowledged entry is taken over) and
+    ``maxlen`` (the approximate length streams are trimmed to) apply to Redis
+    Streams; ``history`` to the in-process broker (messages kept per stream).
     """
     if not url:
         return InProcessBroker(prefix=prefix, max_deliveries=max_deliveries, history=history)
@@ -56,7 +60,11 @@ def create_broker(
         from adapters.brokers.redis_streams import RedisStreamsBroker
 
         return RedisStreamsBroker(
-            url, prefix=prefix, max_deliveries=max_deliveries, claim_idle_ms=claim_idle_ms
+            url,
+            prefix=prefix,
+            max_deliveries=max_deliveries,
+            claim_idle_ms=claim_idle_ms,
+            maxlen=maxlen,
         )
     raise BrokerConfigurationError(
         f"BROKER_URL has unsupported scheme {scheme!r}; expected 'redis://' or 'rediss://', "

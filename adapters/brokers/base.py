@@ -39,10 +39,22 @@ from adapters.serialization import MalformedMessage, decode
 logger = logging.getLogger(__name__)
 
 DEAD_LETTER_SUFFIX = ".dead"
+DEFAULT_PING_TIMEOUT = 2.0
+"""Seconds :meth:`Broker.ping` waits for an answer: a broker that takes longer is not ready."""
 DEFAULT_MAX_DELIVERIES = 5
 OUTAGE_PAUSE_MIN = 0.1
 OUTAGE_PAUSE_MAX = 5.0
 """Bounds of a consumer's pause after a delivery failed on an unreachable database (s)."""
+
+
+class BrokerUnavailable(Exception):
+    """The broker could not be reached or did not answer in time; not the message's fault.
+
+    Adapters raise it from :meth:`Broker.publish` and :meth:`Broker.ping` for
+    connection-level failures, so that callers (the outbox relay) can stop
+    and back off instead of trying every message in turn. The message names
+    the broker with its password masked.
+    """
 
 
 def dead_letter_stream(stream: str) -> str:
@@ -140,6 +152,14 @@ class Broker(abc.ABC):
 
         ``consumer`` names this member (default: unique per process). Call
         before :meth:`start`.
+        """
+
+    @abc.abstractmethod
+    async def ping(self, *, within: float = DEFAULT_PING_TIMEOUT) -> None:
+        """Check that the broker answers within ``within`` seconds, else raise BrokerUnavailable.
+
+        Works before :meth:`start`. Call it at start-up to fail fast on an
+        unreachable broker, and from a readiness probe.
         """
 
     @abc.abstractmethod

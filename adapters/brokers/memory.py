@@ -20,7 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from adapters.brokers.base import Broker, DeadLetter, DeliveryHandler, dead_letter_stream
+from adapters.brokers.base import (
+    DEFAULT_PING_TIMEOUT,
+    Broker,
+    DeadLetter,
+    DeliveryHandler,
+    dead_letter_stream,
+)
 from adapters.serialization import encode
 
 logger = logging.getLogger(__name__)
@@ -82,6 +88,9 @@ class InProcessBroker(Broker):
         for (queue_stream, _group), queue in self._queues.items():
             if queue_stream == name:
                 queue.put_nowait(_Entry(raw, dict(headers or {})))
+
+    async def ping(self, *, within: float = DEFAULT_PING_TIMEOUT) -> None:
+        """Always fine: the broker is this process."""
 
     def subscribe(
         self,

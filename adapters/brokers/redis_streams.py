@@ -18,29 +18,55 @@ What redis-py does directly, and why:
   field named ``__data__``; the contract's entries have ``data`` instead;
 - creating the consumer group at id ``0`` before FastStream starts:
   FastStream creates it at ``$``, which would skip every command sent
-  before the first consumer ever ran.
+  before the first consumer ever ran;
+- recreating a consumer group that Redis lost (restarted without
+  persistence, ``FLUSHALL``, ``XGROUP DESTROY``): FastStream then logs
+  CRITICAL and stops the subscriber for good, and the process would go on
+  consuming nothing. A watchdog task notices a stopped subscriber, creates
+  the group again at id ``0`` (whatever the stream still holds is consumed)
+  and restarts it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import uuid4
 
 from faststream import AckPolicy
 from faststream.redis import BinaryMessageFormatV1, RedisBroker, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from adapters.brokers.base import Broker, DeadLetter, DeliveryHandler, dead_letter_stream
+from adapters.brokers.base import (
+    DEFAULT_PING_TIMEOUT,
+    Broker,
+    BrokerUnavailable,
+    DeadLetter,
+    DeliveryHandler,
+    dead_letter_stream,
+)
+from adapters.database import safe_url
 from adapters.serialization import encode
 
 logger = logging.getLogger(__name__)
+
+
+DEFAULT_STREAM_MAXLEN = 1_000_000
+"""Entries a stream keeps (approximately) when no ``maxlen`` is given; ``STREAM_MAXLEN``."""
+
+CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+"""What redis-py raises when the server cannot be reached or does not answer."""
 
 
 def default_consumer_name() -> str:
@@ -64,6 +90,15 @@ async def _parse_entry(
     ``_on_entry`` reads the fields itself; FastStream only needs the ids.
     """
     return await original({**message, "data": {}, ENTRY_FIELDS: message["data"]})
+
+
+async def _create_group(client: Redis, name: str, group: str) -> None:
+    """``XGROUP CREATE <name> <group> 0 MKSTREAM``; a group that exists is left as it is."""
+    try:
+        await client.xgroup_create(name=name, groupname=group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
 
 
 def _text(value: bytes | str | None) -> str | None:
@@ -90,9 +125,10 @@ class RedisStreamsBroker(Broker):
         max_deliveries: int = 5,
         claim_idle_ms: int = 30_000,
         poll_ms: int = 100,
-        maxlen: int | None = None,
+        maxlen: int | None = DEFAULT_STREAM_MAXLEN,
         graceful_timeout: float = 5.0,
         read_count: int = 10,
+        group_check_interval: float = 1.0,
     ) -> None:
         super().__init__(prefix=prefix, max_deliveries=max_deliveries)
         self.claim_idle_ms = claim_idle_ms
@@ -102,7 +138,11 @@ class RedisStreamsBroker(Broker):
         # claim_idle_ms would be claimed again while still queued here, and
         # each claim counts as a delivery towards the dead-letter limit.
         self.read_count = read_count
-        self.maxlen = maxlen
+        # XADD trims each stream to about this many entries (None or 0: never), so
+        # that a stream does not grow for ever. Trimming ignores consumer groups:
+        # it must exceed the longest backlog a consumer may fall behind by.
+        self.maxlen = maxlen or None
+        self.url = url
         self._faststream = RedisBroker(
             url,
             logger=logger,
@@ -111,6 +151,12 @@ class RedisStreamsBroker(Broker):
         )
         self._client: Redis | None = None
         self._groups: set[tuple[str, str]] = set()
+        self.group_check_interval = group_check_interval
+        self._subscribers: list[tuple[str, str, Any]] = []
+        """(wire stream, group, FastStream subscriber) for the watchdog to restart."""
+        self._watchdog: asyncio.Task[None] | None = None
+        self.groups_recreated = 0
+        """How many times a lost consumer group was recreated, for monitoring and tests."""
 
     @property
     def client(self) -> Redis:
@@ -123,19 +169,67 @@ class RedisStreamsBroker(Broker):
             return
         client: Redis = await self._faststream.connect()
         for name, group in sorted(self._groups):
-            try:
-                await client.xgroup_create(name=name, groupname=group, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+            await _create_group(client, name, group)
         await self._faststream.start()
         self._client = client
+        if self._subscribers:
+            self._watchdog = asyncio.create_task(
+                self._keep_consuming(client), name="redis-streams-group-watchdog"
+            )
 
     async def stop(self) -> None:
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
         # FastStream's stop waits for the handlers in flight (graceful_timeout);
         # they may still dead-letter through the client, so it goes last.
         await self._faststream.stop()
         self._client = None
+
+    async def _keep_consuming(self, client: Redis) -> None:
+        """Restart every subscriber FastStream stopped because its consumer group was gone."""
+        while True:
+            await asyncio.sleep(self.group_check_interval)
+            for name, group, subscriber in self._subscribers:
+                if subscriber.running:
+                    continue
+                try:
+                    await _create_group(client, name, group)
+                    # A flushed stream starts its ids again from the clock; where the
+                    # reclaiming subscriber stopped means nothing in the new stream.
+                    if hasattr(subscriber, "autoclaim_start_id"):
+                        subscriber.autoclaim_start_id = b"0-0"
+                    await subscriber.start()
+                except (RedisError, OSError) as exc:
+                    # Redis is still away; FastStream's own reads say so. Next tick.
+                    logger.debug(
+                        "consumer group not recreated yet",
+                        extra={"stream": name, "group": group, "cause": type(exc).__name__},
+                    )
+                    continue
+                self.groups_recreated += 1
+                logger.warning(
+                    "consumer group was lost (Redis restarted empty or flushed); "
+                    "recreated it and consuming again",
+                    extra={"stream": name, "group": group},
+                )
+
+    async def ping(self, *, within: float = DEFAULT_PING_TIMEOUT) -> None:
+        """``PING``, on the broker's connection once started, else on a throwaway one."""
+        owned = self._client is None
+        client = self._client or Redis.from_url(
+            self.url, socket_connect_timeout=within, socket_timeout=within
+        )
+        try:
+            async with asyncio.timeout(within):
+                await client.ping()
+        except (RedisError, OSError) as exc:  # TimeoutError is an OSError
+            raise self._unavailable(f"did not answer PING within {within} s", exc) from exc
+        finally:
+            if owned:
+                await client.aclose()
 
     async def publish(
         self, stream: str, message: Mapping[str, Any], headers: Mapping[str, str] | None = None
@@ -143,12 +237,23 @@ class RedisStreamsBroker(Broker):
         fields = {"data": encode(message)}
         if headers:
             fields["headers"] = json.dumps(dict(headers))
-        await self.client.xadd(
-            self.wire_name(stream),
-            fields,  # type: ignore[arg-type]  # redis-py's field mapping type is invariant
-            maxlen=self.maxlen,
-            approximate=True,
-        )
+        try:
+            await self.client.xadd(
+                self.wire_name(stream),
+                fields,  # type: ignore[arg-type]  # redis-py's field mapping type is invariant
+                maxlen=self.maxlen,
+                approximate=True,
+            )
+        except CONNECTION_ERRORS as exc:
+            raise self._unavailable("cannot be reached", exc) from exc
+
+    def _unavailable(self, what: str, exc: BaseException) -> BrokerUnavailable:
+        where = safe_url(self.url)
+        cause = str(exc) or type(exc).__name__
+        password = urlsplit(self.url).password
+        if password:
+            cause = cause.replace(password, "***")
+        return BrokerUnavailable(f"broker {where} {what}: {cause}")
 
     async def _publish_dead(self, letter: DeadLetter) -> None:
         await self.client.xadd(
@@ -176,7 +281,7 @@ class RedisStreamsBroker(Broker):
         async def on_reclaimed(message: RedisStreamMessage) -> None:
             await self._on_entry(stream, handler, message, reclaimed=True)
 
-        self._faststream.subscriber(
+        new_entries = self._faststream.subscriber(
             stream=StreamSub(
                 name,
                 group=group,
@@ -186,8 +291,9 @@ class RedisStreamsBroker(Broker):
             ),
             ack_policy=AckPolicy.MANUAL,
             parser=_parse_entry,
-        )(on_new)
-        self._faststream.subscriber(
+        )
+        new_entries(on_new)
+        reclaimed_entries = self._faststream.subscriber(
             stream=StreamSub(
                 name,
                 group=group,
@@ -197,7 +303,9 @@ class RedisStreamsBroker(Broker):
             ),
             ack_policy=AckPolicy.MANUAL,
             parser=_parse_entry,
-        )(on_reclaimed)
+        )
+        reclaimed_entries(on_reclaimed)
+        self._subscribers += [(name, group, new_entries), (name, group, reclaimed_entries)]
 
     async def _on_entry(
         self,

@@ -3,7 +3,7 @@
 ``/health`` answers as long as the process can serve a request at all; it
 never touches the database, so an orchestrator does not restart a healthy
 process because the database blipped. ``/ready`` says whether requests can
-be served right now, i.e. whether the database answers ``SELECT 1``.
+be served right now: the database answers ``SELECT 1`` and the broker a ping.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from adapters.brokers import Broker, BrokerUnavailable
 from adapters.container import ContainerDep
 from adapters.database import DatabaseSessionManager
-from entrypoints.http.problems import database_unavailable, problem_responses
+from entrypoints.bootstrap import Container
+from entrypoints.http.problems import broker_unavailable, database_unavailable, problem_responses
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +53,20 @@ async def health() -> HealthResponse:
     "/ready",
     response_model=HealthResponse,
     responses=problem_responses(503),
-    summary="The database answers; traffic is welcome",
+    summary="The database and the broker answer; traffic is welcome",
 )
 async def ready(container: ContainerDep) -> HealthResponse | Response:
-    if await database_answers(container.session_manager):
-        return HealthResponse()
-    return database_unavailable()
+    if not await database_answers(container.session_manager):
+        return database_unavailable()
+    if isinstance(container, Container) and not await broker_answers(container.broker):
+        return broker_unavailable()
+    return HealthResponse()
+
+
+async def broker_answers(broker: Broker) -> bool:
+    try:
+        await broker.ping(within=READY_TIMEOUT_SECONDS)
+    except BrokerUnavailable as exc:
+        logger.warning("readiness check failed: %s", exc)
+        return False
+    return True

@@ -209,6 +209,17 @@ def database_unavailable() -> ProblemResponse:
     )
 
 
+def broker_unavailable() -> ProblemResponse:
+    """The 503 of ``/ready`` while the message broker does not answer."""
+    return problem(
+        503,
+        "broker_unavailable",
+        "the message broker could not be reached; events wait in the outbox meanwhile",
+        title="Service unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def database_timeout() -> ProblemResponse:
     """The 503 of a statement that outlived ``DB_STATEMENT_TIMEOUT_MS``: rolled back, retryable."""
     return problem(
@@ -275,6 +286,7 @@ __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "Problem",
     "ProblemResponse",
+    "broker_unavailable",
     "database_timeout",
     "database_unavailable",
     "problem",

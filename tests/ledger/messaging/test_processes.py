@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from uuid import UUID
 
+import asyncpg
 import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import func, select
@@ -192,6 +193,11 @@ async def test_a_relay_killed_between_publish_and_mark_republishes_and_consumers
         )
         first.process.kill()
         await first.wait()
+    # The killed relay's PostgreSQL session outlives the process: its backend
+    # finishes the statement it was blocked in, and only then reads the closed
+    # socket and exits, releasing the key locks it holds. A relay starting
+    # before that finds every key taken and publishes nothing (the flake).
+    await wait_until(lambda: no_key_locks_held(dsn), "the killed relay's session to end")
 
     async with container.broker:  # a second relay, in this process
         await container.relay.drain()
@@ -211,6 +217,19 @@ async def entry_count_at_least(container: Container, account_id: UUID, n: int) -
 
 async def some_backend_waiting(dsn: str) -> bool:
     return await backends_waiting_for_a_lock(dsn) > 0
+
+
+async def no_key_locks_held(dsn: str) -> bool:
+    """No session of this database holds an advisory lock (the relay's per-key locks)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        held: int = await connection.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    finally:
+        await connection.close()
+    return held == 0
 
 
 async def all_handled(
