@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import QueryableAttribute, Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from adapters.audit import audit_attributes, stamp_created, stamp_updated, utc_now
+from adapters import audit
 from adapters.sql_errors import (
     RETRYABLE_SQLSTATES,
     UNIQUE_VIOLATION,
@@ -338,8 +338,8 @@ def _prepare_bulk(
     plan = bulk_plan(kind)
     if plan is None or not aggregates:
         return None
-    if audit_attributes(kind) is not None:
-        stamp_created(aggregates, utc_now())
+    if audit.audit_attributes(kind) is not None:
+        audit.stamp_created(aggregates, audit.utc_now())
     rows = plan.rows(aggregates)
     return None if rows is None else (plan, rows)
 
@@ -647,15 +647,15 @@ class InMemoryCollection(Generic[T]):
     def flush(self) -> None:
         """Write the working copies back; bumps versions and audit stamps as SQL does."""
         committed = self._committed()
-        now = utc_now()
+        now = audit.utc_now()
         for ident in self._removed:
             committed.pop(ident, None)
         for ident, aggregate in self._working.items():
             if ident in self._new:
-                stamp_created([aggregate], now)
+                audit.stamp_created([aggregate], now)
                 aggregate.version = 1
             elif _state(aggregate) != _state(self._loaded[ident]):
-                stamp_updated([aggregate], now)
+                audit.stamp_updated([aggregate], now)
                 aggregate.version = self._loaded[ident].version + 1
             else:
                 continue

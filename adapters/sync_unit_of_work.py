@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.repository import InMemoryStore, InMemorySyncRepository, SqlAlchemySyncRepository
@@ -82,10 +83,17 @@ class SqlAlchemySyncUnitOfWork(AbstractSyncUnitOfWork):
     def _savepoint(self) -> Iterator[None]:
         for repo in self._sql_repositories():
             repo.attach_all()
-        # A rolled-back savepoint expires what it touched; sync sessions
-        # reload it on the next access, so nothing needs refreshing here.
-        with self.session.begin_nested():
-            yield
+        try:
+            with self.session.begin_nested():
+                yield
+        except BaseException:
+            # A rolled-back savepoint expires what it touched; reload it now,
+            # so that aggregates stay readable after the block as they do on
+            # the async side (an expired one would raise once detached).
+            for instance in list(self.session.identity_map.values()):
+                if inspect(instance).expired_attributes:
+                    self.session.refresh(instance)
+            raise
 
     def translate_error(self, exc: BaseException) -> Exception | None:
         return translate_sql_error(exc)
