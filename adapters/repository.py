@@ -159,19 +159,29 @@ class BulkPlan:
     identity_positions: tuple[int, ...]
 
     def values(self, aggregate: Any) -> tuple[Any, ...]:
-        getter: Callable[[Any], Any] = operator.attrgetter(*self.keys)
-        found = getter(aggregate)
+        """The aggregate's column values, read from its ``__dict__`` as the ORM does.
+
+        A plain dictionary read: ten times cheaper than ten thousand
+        instrumented ``getattr`` calls. An attribute never set reads as ``None``.
+        """
+        state = aggregate.__dict__
+        try:
+            found = operator.itemgetter(*self.keys)(state)
+        except KeyError:
+            found = tuple(state.get(key) for key in self.keys)
         return found if len(self.keys) > 1 else (found,)
 
     def rows(self, aggregates: Sequence[Any]) -> list[tuple[Any, ...]] | None:
-        """Column values per aggregate, versions set; ``None`` if an identity is missing."""
+        """Column values per aggregate, versions set; ``None`` if an identity is missing.
+
+        The aggregates are transient (never in a session), so writing the
+        version into ``__dict__`` is what the instrumented setter would do
+        minus history that attaching resets anyway.
+        """
         if self.version_key is not None:
             for aggregate in aggregates:
-                setattr(aggregate, self.version_key, self.first_version)
-        getter: Callable[[Any], Any] = operator.attrgetter(*self.keys)
-        rows = [getter(aggregate) for aggregate in aggregates]
-        if len(self.keys) == 1:
-            rows = [(row,) for row in rows]
+                aggregate.__dict__[self.version_key] = self.first_version
+        rows = [self.values(aggregate) for aggregate in aggregates]
         if any(row[position] is None for row in rows for position in self.identity_positions):
             return None
         return rows
