@@ -17,7 +17,7 @@ from tests.kernel.contract.steps import load_part, store_parts
 from tests.kernel.factories import PartFactory
 from tests.kernel.parts import PartRestocked
 
-MANY = 500
+MANY = 200
 
 
 class Boom(Exception):

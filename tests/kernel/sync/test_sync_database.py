@@ -67,7 +67,7 @@ def test_the_synchronous_drivers_are_accepted(url: str) -> None:
     assert parse_sync_database_url(url).render_as_string() == url
 
 
-@pytest.mark.unit
+@pytest.mark.integration  # imports psycopg: too slow for the unit loop
 def test_engine_errors_never_show_the_password() -> None:
     manager = SyncDatabaseSessionManager()
 
