@@ -10,7 +10,17 @@ from uuid import UUID
 
 import pytest
 
-from service_layer.repository import Eq, In, IsNull, Prefix, Range, as_filter, data_attributes
+from service_layer.pagination import CursorCodec, InvalidCursor
+from service_layer.repository import (
+    Eq,
+    In,
+    IsNull,
+    Prefix,
+    QueryRules,
+    Range,
+    as_filter,
+    data_attributes,
+)
 from service_layer.unit_of_work import repository
 from tests.kernel.factories import ThingFactory
 from tests.kernel.things import Thing
@@ -106,3 +116,16 @@ async def test_the_whitelist_survives_a_rollback() -> None:
         await uow.rollback()
         with pytest.raises(ValueError, match="allowed: id, name"):
             await uow.things.count(where={"count": 0})
+
+
+async def test_a_configured_secret_signs_the_cursors_of_every_repository(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(QueryRules, "cursors", CursorCodec(secret=b"sixteen bytes at least"))
+    async with InMemoryThingUnitOfWork() as uow:
+        await uow.things.add_many(ThingFactory.build_batch(3))
+        first = await uow.things.page(order_by="name", limit=1)
+        assert first.next is not None
+
+        with pytest.raises(InvalidCursor, match="signature"):
+            await uow.things.page(order_by="name", after=first.next.split(".")[0], limit=1)
