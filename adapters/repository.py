@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -158,6 +159,10 @@ class BulkPlan:
     first_version: object
     identity_positions: tuple[int, ...]
 
+    @functools.cached_property
+    def _getter(self) -> Callable[[dict[str, Any]], Any]:
+        return operator.itemgetter(*self.keys)
+
     def values(self, aggregate: Any) -> tuple[Any, ...]:
         """The aggregate's column values, read from its ``__dict__`` as the ORM does.
 
@@ -166,7 +171,7 @@ class BulkPlan:
         """
         state = aggregate.__dict__
         try:
-            found = operator.itemgetter(*self.keys)(state)
+            found = self._getter(state)
         except KeyError:
             found = tuple(state.get(key) for key in self.keys)
         return found if len(self.keys) > 1 else (found,)
