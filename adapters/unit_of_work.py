@@ -9,7 +9,7 @@ here, where they are met: the service layer sees only domain errors.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import inspect
@@ -18,7 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from adapters.database import run_to_completion
-from adapters.repository import InMemoryRepository, InMemoryStore, SqlAlchemyRepository
+from adapters.repository import (
+    InMemoryCollection,
+    InMemoryRepository,
+    InMemoryStore,
+    SqlAlchemyRepository,
+)
 from adapters.sql_errors import (
     RETRYABLE_SQLSTATES,
     UNIQUE_VIOLATION,
@@ -31,6 +36,33 @@ from service_layer.repository import Repository
 from service_layer.unit_of_work import AbstractUnitOfWork
 
 T = TypeVar("T", bound=Aggregate[Any])
+
+
+def translate_sql_error(exc: BaseException) -> Exception | None:
+    """The domain error for a SQLAlchemy one (stale version, 40001, 40P01, 23505), or ``None``."""
+    if isinstance(exc, StaleDataError):
+        return ConcurrencyError(
+            "the aggregate was changed or removed by another writer since it was read"
+        )
+    if isinstance(exc, DBAPIError):
+        sqlstate = sqlstate_of(exc)
+        if sqlstate in RETRYABLE_SQLSTATES:
+            return ConcurrencyError(RETRYABLE_SQLSTATES[sqlstate], sqlstate=sqlstate)
+        if is_unique_violation(exc):
+            return DuplicateKeyError(
+                "a row with the same unique key was written first", sqlstate=UNIQUE_VIOLATION
+            )
+    return None
+
+
+def check_fakes(fakes: Sequence[InMemoryCollection[Any]]) -> None:
+    """Refuse a fake's commit as the database would: stale versions first, then duplicates."""
+    duplicates = [problem for repo in fakes for problem in repo.duplicates()]
+    problems = [problem for repo in fakes for problem in repo.conflicts()]
+    if problems:
+        raise ConcurrencyError("; ".join(problems))
+    if duplicates:
+        raise DuplicateKeyError("; ".join(duplicates), sqlstate=UNIQUE_VIOLATION)
 
 
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
@@ -51,12 +83,19 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     def _make_repository(self, kind: type[T]) -> Repository[T, Any]:
         return SqlAlchemyRepository(self.session, kind)
 
+    def _sql_repositories(self) -> list[SqlAlchemyRepository[Any, Any]]:
+        return [r for r in self._repositories.values() if isinstance(r, SqlAlchemyRepository)]
+
     async def _begin(self) -> None:
         self._session = self.session_factory()
 
     async def _commit(self) -> None:
+        for repo in self._sql_repositories():
+            repo.before_commit()  # aggregates add_many wrote and changed since: flush them
         try:
             await self.session.commit()
+            for repo in self._sql_repositories():
+                repo.after_commit()
         except Exception:
             # A COMMIT refused by a deferred constraint leaves SQLite's
             # transaction open, and closing the session does not end it: the
@@ -70,6 +109,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     async def _rollback(self) -> None:
         if self._session is not None:
             await run_to_completion(self._session.rollback())
+        for repo in self._sql_repositories():
+            repo.after_rollback()
 
     async def _discard(self) -> None:
         # Nothing here: ``_close`` closes the session, which rolls the
@@ -86,6 +127,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
 
     @contextlib.asynccontextmanager
     async def _savepoint(self) -> AsyncIterator[None]:
+        for repo in self._sql_repositories():
+            repo.attach_all()  # the savepoint's rollback must see every aggregate
         try:
             async with self.session.begin_nested():
                 yield
@@ -98,19 +141,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             raise
 
     def translate_error(self, exc: BaseException) -> Exception | None:
-        if isinstance(exc, StaleDataError):
-            return ConcurrencyError(
-                "the aggregate was changed or removed by another writer since it was read"
-            )
-        if isinstance(exc, DBAPIError):
-            sqlstate = sqlstate_of(exc)
-            if sqlstate in RETRYABLE_SQLSTATES:
-                return ConcurrencyError(RETRYABLE_SQLSTATES[sqlstate], sqlstate=sqlstate)
-            if is_unique_violation(exc):
-                return DuplicateKeyError(
-                    "a row with the same unique key was written first", sqlstate=UNIQUE_VIOLATION
-                )
-        return None
+        return translate_sql_error(exc)
 
 
 class InMemoryUnitOfWork(AbstractUnitOfWork):
@@ -136,13 +167,11 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         pass
 
     async def _commit(self) -> None:
-        duplicates = [problem for repo in self._fakes() for problem in repo.duplicates()]
-        problems = [problem for repo in self._fakes() for problem in repo.conflicts()]
-        if duplicates or problems:
+        try:
+            check_fakes(self._fakes())
+        except ConcurrencyError:
             await self._rollback()
-            if problems:
-                raise ConcurrencyError("; ".join(problems))
-            raise DuplicateKeyError("; ".join(duplicates), sqlstate=UNIQUE_VIOLATION)
+            raise
         for repo in self._fakes():
             repo.flush()
         self.commits += 1
@@ -154,10 +183,10 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
     async def _rollback(self) -> None:
         if not any(repo.has_pending() for repo in self._fakes()):
             return
-        for kind, repo in list(self._repositories.items()):
-            self._repositories[kind] = InMemoryRepository(self.store, kind)
+        for kind in list(self._repositories):
+            repo = self._repositories.pop(kind)
             # Keep event collection working for aggregates already handed out.
-            self._repositories[kind].seen.extend(repo.seen)
+            self.repository(kind).seen.extend(repo.seen)
         self.rollbacks += 1
 
     async def _close(self) -> None:
@@ -178,5 +207,6 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
                 if kind in captured and isinstance(repo, InMemoryRepository):
                     repo.restore(captured[kind])
                 else:
-                    self._repositories[kind] = InMemoryRepository(self.store, kind)
+                    del self._repositories[kind]
+                    self.repository(kind)
             raise

@@ -12,6 +12,12 @@ Operations: ``get`` (by primary key), ``add`` (insert one aggregate, commit) and
 ``rmw`` (read-modify-write: load by id, change a field, commit under the
 optimistic version check).
 
+A separate bulk case inserts ``--bulk-rows`` (10,000) aggregates per unit of
+work: Keel's ``add_many`` + commit against ``AsyncSession.add_all`` + commit
+(the ORM's insertmanyvalues) and asyncpg's ``executemany`` and
+``copy_records_to_table`` of the same rows, interleaved the same way. Keel's
+target there is at least 0.8x asyncpg ``executemany``.
+
 Rounds are interleaved — every round runs every contender on every operation,
 and the contenders' order rotates from round to round — so machine noise hits
 all of them alike. Segments are short (0.08 s) so that the pairing is tight;
@@ -23,6 +29,8 @@ ratio can move by several percent.
     uv run python -m bench.kernel --ops 2000 --rounds 7 --json out/kernel.json
     uv run python -m bench.kernel --concurrency 8 # several tasks share the pool
     uv run python -m bench.kernel --profile rmw   # cProfile of Keel versus plain session
+    uv run python -m bench.kernel --bulk-only     # only the 10k-row bulk insert case (~20 s)
+    uv run python -m bench.kernel --bulk-rounds 0 # skip it
 """
 
 from __future__ import annotations
@@ -448,6 +456,137 @@ def render(summary: dict[str, dict[str, float]]) -> str:
     return table(headers, rows)
 
 
+# -- the bulk case ----------------------------------------------------------------------
+
+BULK_TARGET = 0.8
+"""Keel's add_many must reach this share of asyncpg executemany's rows per second."""
+
+BULK_CONTENDERS = ("keel_add_many", "orm_add_all", "asyncpg_executemany", "asyncpg_copy")
+BULK_PAIRS = (
+    ("keel_add_many", "asyncpg_executemany"),
+    ("keel_add_many", "asyncpg_copy"),
+    ("keel_add_many", "orm_add_all"),
+    ("orm_add_all", "asyncpg_executemany"),
+)
+INSERT_ROW = "INSERT INTO bench_items (id, name, counter, version) VALUES ($1, $2, $3, 1)"
+BULK_COLUMNS = ["id", "name", "counter", "version"]
+
+
+def bulk_items(rows: int) -> list[BenchItem]:
+    return [BenchItem(uuid4(), f"bulk-{index}", index) for index in range(rows)]
+
+
+async def keel_add_many(arena: Arena, items: list[BenchItem]) -> None:
+    async with SqlAlchemyBenchUnitOfWork(arena.manager.session_factory) as uow:
+        await uow.items.add_many(items)
+        await uow.commit()
+
+
+async def orm_add_all(arena: Arena, items: list[BenchItem]) -> None:
+    async with arena.manager.session_factory() as session:
+        session.add_all(items)
+        await session.commit()
+
+
+async def asyncpg_executemany(arena: Arena, items: list[BenchItem]) -> None:
+    async with arena.pool.acquire() as connection, connection.transaction():
+        await connection.executemany(INSERT_ROW, [(i.id, i.name, i.counter) for i in items])
+
+
+async def asyncpg_copy(arena: Arena, items: list[BenchItem]) -> None:
+    async with arena.pool.acquire() as connection, connection.transaction():
+        await connection.copy_records_to_table(
+            "bench_items",
+            records=[(i.id, i.name, i.counter, 1) for i in items],
+            columns=BULK_COLUMNS,
+        )
+
+
+BULK_CALLS: dict[str, Callable[[Arena, list[BenchItem]], Awaitable[None]]] = {
+    "keel_add_many": keel_add_many,
+    "orm_add_all": orm_add_all,
+    "asyncpg_executemany": asyncpg_executemany,
+    "asyncpg_copy": asyncpg_copy,
+}
+
+
+async def bulk_benchmark(arena: Arena, rows: int, rounds: int) -> dict[str, list[Sample]]:
+    """Interleaved rounds of one ``rows``-row insert per contender; the table is emptied
+    (untimed) before each, so every contender writes into the same index size."""
+    samples: dict[str, list[Sample]] = {name: [] for name in BULK_CONTENDERS}
+    names = list(BULK_CONTENDERS)
+    for round_index in range(-1, rounds):  # round -1 warms up and is not recorded
+        shift = max(round_index, 0) % len(names)
+        for name in names[shift:] + names[:shift]:
+            items = bulk_items(rows)
+            async with arena.manager.connect() as connection:
+                await connection.execute(bench_items.delete())
+            cpu_start, start = time.process_time(), time.perf_counter()
+            await BULK_CALLS[name](arena, items)
+            elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+            if round_index >= 0:
+                samples[name].append(Sample(ops=rows, seconds=elapsed, cpu_seconds=cpu))
+        if round_index >= 0:
+            print(f"  bulk round {round_index + 1}/{rounds} done", file=sys.stderr)
+    return samples
+
+
+def summarise_bulk(samples: dict[str, list[Sample]]) -> dict[str, float]:
+    """Rows per second per contender and the ratios with a bootstrap 95% interval."""
+    rounds = {name: [(s.ops, s.seconds) for s in found] for name, found in samples.items()}
+    figures: dict[str, float] = {}
+    for name, found in samples.items():
+        figures[f"{name}_rows_s"] = sum(s.ops for s in found) / sum(s.seconds for s in found)
+        figures[f"{name}_cpu_us_per_row"] = (
+            sum(s.cpu_seconds for s in found) / sum(s.ops for s in found) * 1e6
+        )
+    for top, bottom in BULK_PAIRS:
+        key = f"{top}_over_{bottom}"
+        figures[key] = ratio_of_totals(rounds[top], rounds[bottom])
+        figures[f"{key}_low"], figures[f"{key}_high"] = bootstrap_interval(
+            rounds[top], rounds[bottom]
+        )
+    return figures
+
+
+def render_bulk(figures: dict[str, float], rows: int) -> str:
+    rates = table(
+        [f"bulk insert of {rows:,} rows", "rows/s", "CPU us/row"],
+        [
+            [name, f"{figures[f'{name}_rows_s']:,.0f}", f"{figures[f'{name}_cpu_us_per_row']:.1f}"]
+            for name in BULK_CONTENDERS
+        ],
+    )
+    ratios = table(
+        ["ratio", "value", "95% CI"],
+        [
+            [
+                f"{top} / {bottom}",
+                f"{figures[f'{top}_over_{bottom}']:.3f}",
+                f"{figures[f'{top}_over_{bottom}_low']:.3f}-"
+                f"{figures[f'{top}_over_{bottom}_high']:.3f}",
+            ]
+            for top, bottom in BULK_PAIRS
+        ],
+    )
+    return f"{rates}\n\n{ratios}"
+
+
+def bulk_verdict(figures: dict[str, float]) -> tuple[bool, str]:
+    key = "keel_add_many_over_asyncpg_executemany"
+    figure = (
+        f"Keel add_many / asyncpg executemany = {figures[key]:.3f} "
+        f"(95% CI {figures[key + '_low']:.3f}-{figures[key + '_high']:.3f}), "
+        f"target {BULK_TARGET:.2f}"
+    )
+    if figures[key] < BULK_TARGET:
+        return False, f"MISS: {figure}"
+    caveat = (
+        "; the interval reaches below the target" if figures[key + "_low"] < BULK_TARGET else ""
+    )
+    return True, f"PASS: {figure}{caveat}"
+
+
 # -- profiling --------------------------------------------------------------------------
 
 KERNEL_LAYERS: tuple[Layer, ...] = (("keel kernel", KERNEL), *COMMON_LAYERS)
@@ -502,9 +641,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile-ops", type=int, default=3000, help="operations to profile (3000)"
     )
+    parser.add_argument(
+        "--bulk-rows", type=int, default=10_000, help="rows per bulk insert (10000)"
+    )
+    parser.add_argument(
+        "--bulk-rounds", type=int, default=10, help="interleaved bulk rounds; 0 skips (10)"
+    )
+    parser.add_argument("--bulk-only", action="store_true", help="run only the bulk insert case")
     args = parser.parse_args(argv)
     if args.ops is None and args.seconds is None:
         args.seconds = 0.08
+    if args.bulk_rounds < 0 or args.bulk_rows < 1:
+        parser.error("--bulk-rounds must be >= 0 and --bulk-rows >= 1")
+    if args.bulk_only and args.bulk_rounds == 0:
+        parser.error("--bulk-only needs --bulk-rounds >= 1")
     for name in ("rounds", "concurrency", "ops", "profile_ops"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -521,54 +671,88 @@ async def run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         pre_ping=args.pre_ping,
     )
+    results: Results | None = None
+    bulk: dict[str, list[Sample]] | None = None
     async with fresh_database("keel_bench_kernel") as database:
         if args.profile is not None:
             await profile(database, config, args.profile, args.profile_ops)
             return 0
-        size = f"{args.ops} ops" if args.ops else f"{args.seconds}s"
-        print(
-            f"Keel kernel benchmark on {database}: {args.rounds} rounds x {size} per "
-            f"contender and op, concurrency {args.concurrency}, "
-            f"pool_pre_ping={'on' if args.pre_ping else 'off'}",
-            file=sys.stderr,
-        )
-        results = await benchmark(database, config)
-    summary = summarise(results)
-    passed, line = verdict(summary)
-    print(render(summary))
-    print(line)
-    if args.pre_ping:
-        print(
-            "note: Keel's default pool_pre_ping costs Keel and SQLAlchemy three extra round trips "
-            "per checkout on asyncpg (BEGIN; ';'; ROLLBACK); --no-pre-ping shows them without it"
-        )
-    if args.json is not None:
-        write_json(
-            args.json,
-            {
-                "benchmark": "kernel",
-                "config": {
-                    "ops": args.ops,
-                    "seconds": args.seconds,
-                    "rounds": args.rounds,
-                    "concurrency": args.concurrency,
-                    "pool_pre_ping": args.pre_ping,
-                    "target": TARGET,
-                },
-                "summary": summary,
-                "rounds": {
-                    op: {
-                        name: [
-                            {"ops": s.ops, "seconds": s.seconds, "cpu_seconds": s.cpu_seconds}
-                            for s in samples
-                        ]
-                        for name, samples in by_contender.items()
-                    }
-                    for op, by_contender in results.samples.items()
-                },
-                "verdict": {"passed": passed, "line": line},
+        if not args.bulk_only:
+            size = f"{args.ops} ops" if args.ops else f"{args.seconds}s"
+            print(
+                f"Keel kernel benchmark on {database}: {args.rounds} rounds x {size} per "
+                f"contender and op, concurrency {args.concurrency}, "
+                f"pool_pre_ping={'on' if args.pre_ping else 'off'}",
+                file=sys.stderr,
+            )
+            results = await benchmark(database, config)
+        if args.bulk_rounds:
+            print(
+                f"bulk insert on {database}: {args.bulk_rounds} rounds x {args.bulk_rows:,} rows "
+                "per contender",
+                file=sys.stderr,
+            )
+            arena = await open_arena(database, config)
+            try:
+                bulk = await bulk_benchmark(arena, args.bulk_rows, args.bulk_rounds)
+            finally:
+                await arena.close()
+    payload: dict[str, Any] = {
+        "benchmark": "kernel",
+        "config": {
+            "ops": args.ops,
+            "seconds": args.seconds,
+            "rounds": args.rounds,
+            "concurrency": args.concurrency,
+            "pool_pre_ping": args.pre_ping,
+            "target": TARGET,
+            "bulk_rows": args.bulk_rows,
+            "bulk_rounds": args.bulk_rounds,
+            "bulk_target": BULK_TARGET,
+        },
+    }
+    if results is not None:
+        summary = summarise(results)
+        passed, line = verdict(summary)
+        print(render(summary))
+        print(line)
+        if args.pre_ping:
+            print(
+                "note: Keel's default pool_pre_ping costs Keel and SQLAlchemy three extra round "
+                "trips per checkout on asyncpg (BEGIN; ';'; ROLLBACK); --no-pre-ping shows them "
+                "without it"
+            )
+        payload["summary"] = summary
+        payload["rounds"] = {
+            op: {
+                name: [
+                    {"ops": s.ops, "seconds": s.seconds, "cpu_seconds": s.cpu_seconds}
+                    for s in samples
+                ]
+                for name, samples in by_contender.items()
+            }
+            for op, by_contender in results.samples.items()
+        }
+        payload["verdict"] = {"passed": passed, "line": line}
+    if bulk is not None:
+        figures = summarise_bulk(bulk)
+        bulk_passed, bulk_line = bulk_verdict(figures)
+        print()
+        print(render_bulk(figures, args.bulk_rows))
+        print(bulk_line)
+        payload["bulk"] = {
+            "summary": figures,
+            "rounds": {
+                name: [
+                    {"rows": s.ops, "seconds": s.seconds, "cpu_seconds": s.cpu_seconds}
+                    for s in found
+                ]
+                for name, found in bulk.items()
             },
-        )
+            "verdict": {"passed": bulk_passed, "line": bulk_line},
+        }
+    if args.json is not None:
+        write_json(args.json, payload)
     return 0
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
@@ -112,6 +114,55 @@ def retry_on_conflict(
         @functools.wraps(function)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             return await retrying(lambda: function(*args, **kwargs), policy)
+
+        return wrapper
+
+    return decorate
+
+
+# -- the same for synchronous code (scripts, tasks, ``def`` routes) ---------------------------
+
+
+def retrying_sync(operation: Callable[[], R], policy: RetryPolicy | None = None) -> R:
+    """:func:`retrying` for a synchronous ``operation``; pauses with ``time.sleep``.
+
+    ``operation`` must open its own (sync) unit of work, so each attempt starts clean.
+    """
+    policy = policy or RetryPolicy()
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return operation()
+        except Exception as exc:
+            if not is_retryable(exc) or attempt == policy.attempts:
+                raise
+            pause = policy.delay(attempt)
+            logger.warning(
+                "retrying after a conflict",
+                extra={
+                    "attempt": attempt,
+                    "of": policy.attempts,
+                    "cause": str(exc),
+                    "delay_s": round(pause, 4),
+                },
+            )
+            time.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def retry_on_conflict_sync(
+    policy: RetryPolicy | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator form of :func:`retrying_sync` for synchronous service functions and tasks."""
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(function):
+            raise TypeError(
+                f"{function.__qualname__} is async; decorate it with retry_on_conflict instead"
+            )
+
+        @functools.wraps(function)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            return retrying_sync(lambda: function(*args, **kwargs), policy)
 
         return wrapper
 

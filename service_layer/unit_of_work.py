@@ -27,7 +27,7 @@ import abc
 import contextlib
 import enum
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Generic, Protocol, Self, TypeVar, overload
 from uuid import UUID
@@ -72,11 +72,14 @@ class repository(Generic[T, K]):  # noqa: N801 - reads as a declaration, like da
 
     ``uow.accounts`` is then a ``Repository[Account, UUID]`` to mypy, and the
     backend mixed into the class decides which implementation it is.
+    ``fields`` whitelists the attributes callers may filter and order by
+    (``id`` always may); without it, every data attribute of ``kind`` may.
     """
 
-    def __init__(self, kind: type[T], key: type[K]) -> None:
+    def __init__(self, kind: type[T], key: type[K], *, fields: Iterable[str] | None = None) -> None:
         self.kind = kind
         self.key = key
+        self.fields = None if fields is None else tuple(fields)
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
         self.name = name
@@ -93,6 +96,24 @@ class repository(Generic[T, K]):  # noqa: N801 - reads as a declaration, like da
         if instance is None:
             return self
         return instance.repository(self.kind)
+
+
+_DECLARED_FIELDS: dict[tuple[type[Any], type[Any]], tuple[str, ...] | None] = {}
+
+
+def declared_fields(owner: type[Any], kind: type[Any]) -> tuple[str, ...] | None:
+    """The ``fields`` whitelist of the :class:`repository` declaration of ``kind`` on ``owner``."""
+    if (owner, kind) not in _DECLARED_FIELDS:
+        _DECLARED_FIELDS[owner, kind] = next(
+            (
+                value.fields
+                for cls in owner.__mro__
+                for value in vars(cls).values()
+                if isinstance(value, repository) and value.kind is kind
+            ),
+            None,
+        )
+    return _DECLARED_FIELDS[owner, kind]
 
 
 class AbstractUnitOfWork(abc.ABC):
@@ -189,6 +210,8 @@ class AbstractUnitOfWork(abc.ABC):
         found = self._repositories.get(kind)
         if found is None:
             found = self._repositories[kind] = self._make_repository(kind)
+            if (fields := declared_fields(type(self), kind)) is not None:
+                found.allow(fields)
         return found
 
     def collect_new_events(self) -> Iterator[Event]:

@@ -13,6 +13,9 @@ Databases (one of each per run):
 - ``postgres_database`` / ``sqlite_database``: a
   :class:`tests.support.databases.SqlDatabase` on a database of its own
   (not the ones above), with ``metadata.create_all`` run for every mapped table.
+- ``sync_postgres_database`` / ``sync_sqlite_database``: the same two
+  databases through synchronous engines (psycopg 3, sqlite3), as
+  :class:`tests.support.databases.SyncSqlDatabase`.
 
 Per test, with savepoint isolation (the code under test may ``commit()``;
 nothing persists, the outer transaction is rolled back afterwards):
@@ -38,7 +41,7 @@ The ``memory`` parameters carry the ``unit`` mark and the database ones the
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from uuid import uuid4
 
 import pytest
@@ -50,7 +53,7 @@ from adapters.database import safe_url
 from adapters.repository import InMemoryStore
 from tests.faults.harness import LeakCheck
 from tests.support import postgres
-from tests.support.databases import Backend, SqlDatabase
+from tests.support.databases import Backend, SqlDatabase, SyncSqlDatabase
 
 
 @pytest.fixture
@@ -116,6 +119,34 @@ async def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
 
 
 DATABASE_FIXTURES = {"postgresql": "postgres_database", "sqlite": "sqlite_database"}
+
+
+@pytest.fixture(scope="session")
+def sync_postgres_database(postgres_database: SqlDatabase) -> Iterator[SyncSqlDatabase]:
+    """``postgres_database`` through psycopg 3: the same database, a synchronous engine."""
+    database = SyncSqlDatabase(postgres_database)
+    database.start()
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+@pytest.fixture(scope="session")
+def sync_sqlite_database(sqlite_database: SqlDatabase) -> Iterator[SyncSqlDatabase]:
+    """``sqlite_database`` through the standard library's sqlite3."""
+    database = SyncSqlDatabase(sqlite_database)
+    database.start()
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+SYNC_DATABASE_FIXTURES = {
+    "postgresql": "sync_postgres_database",
+    "sqlite": "sync_sqlite_database",
+}
 
 
 def _database(request: pytest.FixtureRequest) -> SqlDatabase | None:

@@ -10,12 +10,17 @@ from uuid import UUID
 
 import pytest
 
-from service_layer.repository import Repository
-from service_layer.retry import RetryPolicy, retrying
+from service_layer.pagination import Page
+from service_layer.repository import Prefix, Range, Repository, SyncRepository
+from service_layer.retry import RetryPolicy, retrying, retrying_sync
 from service_layer.unit_of_work import repository
 from tests.kernel.factories import ThingFactory
 from tests.kernel.things import Thing
-from tests.kernel.things_uow import InMemoryThingUnitOfWork, SqlAlchemyThingUnitOfWork
+from tests.kernel.things_uow import (
+    InMemorySyncThingUnitOfWork,
+    InMemoryThingUnitOfWork,
+    SqlAlchemyThingUnitOfWork,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -28,8 +33,29 @@ async def test_repository_attributes_are_typed_by_their_declaration() -> None:
         assert_type(await uow.things.get(thing.id), Thing | None)
         assert_type(await uow.things.get_for_update(thing.id), Thing | None)
         assert_type(await uow.things.list(order_by="name"), list[Thing])
+        assert_type(await uow.things.count(where={"name": Prefix("t")}), int)
+        assert_type(await uow.things.page(order_by="name", limit=5), Page[Thing])
+        assert_type(await uow.things.add_many([ThingFactory.build()]), None)
         assert_type(uow.things.seen, list[Thing])
         await uow.commit()
+
+
+def test_sync_repository_attributes_are_typed_by_their_declaration() -> None:
+    thing = ThingFactory.build()
+    with InMemorySyncThingUnitOfWork() as uow:
+        assert_type(uow.things, SyncRepository[Thing, UUID])
+        uow.things.add(thing)
+        assert_type(uow.things.get(thing.id), Thing | None)
+        assert_type(uow.things.list(where={"count": Range(ge=0)}), list[Thing])
+        assert_type(uow.things.page(limit=5), Page[Thing])
+        uow.commit()
+
+
+def test_retrying_sync_returns_what_the_operation_returns() -> None:
+    result = retrying_sync(lambda: "done", RetryPolicy(attempts=1, base_delay=0, max_delay=0))
+
+    assert_type(result, str)
+    assert result == "done"
 
 
 def test_the_declaration_itself_is_reachable_on_the_class() -> None:

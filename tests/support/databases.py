@@ -17,15 +17,18 @@ topped up if a later test maps more). Each test then gets either
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.database import DatabaseSessionManager, metadata
 from adapters.repository import InMemoryStore
+from adapters.sync_database import SyncDatabaseSessionManager
 from service_layer.unit_of_work import AbstractUnitOfWork
 
 BackendName = Literal["memory", "postgresql", "sqlite"]
@@ -143,3 +146,71 @@ class Backend:
             return lambda: sql(session_factory)
         assert store is not None, "a Backend has either a session factory or a store"
         return lambda: memory(store)
+
+
+def sync_url_of(url: str) -> str:
+    """The synchronous driver's spelling of an async test database URL."""
+    parsed = make_url(url)
+    driver = "postgresql+psycopg" if parsed.get_backend_name() == "postgresql" else "sqlite"
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def emit_sqlite_begin_sync(engine: Engine) -> None:
+    """:func:`emit_sqlite_begin` for a synchronous engine."""
+
+    @event.listens_for(engine, "connect")
+    def _driver_leaves_transactions_alone(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+class SyncSqlDatabase:
+    """The synchronous side of a :class:`SqlDatabase`: the same database, its own engine.
+
+    The schema and ``empty()`` stay with the async side; call its
+    ``ensure_schema()`` before using this one.
+    """
+
+    def __init__(self, database: SqlDatabase) -> None:
+        self.database = database
+        self.name = database.name
+        self.url = sync_url_of(database.url)
+        self.manager = SyncDatabaseSessionManager()
+        self._isolation_manager: SyncDatabaseSessionManager | None = None
+
+    def start(self) -> None:
+        self.manager.init(self.url)
+        if self.name == "sqlite":
+            self._isolation_manager = SyncDatabaseSessionManager()
+            self._isolation_manager.init(self.url)
+            emit_sqlite_begin_sync(self._isolation_manager.engine)
+
+    def close(self) -> None:
+        if self._isolation_manager is not None:
+            self._isolation_manager.close()
+        self.manager.close()
+
+    @property
+    def session_factory(self) -> sessionmaker[Session]:
+        """The kernel's own sync factory: sessions that really commit."""
+        return self.manager.session_factory
+
+    @contextlib.contextmanager
+    def isolated(self) -> Iterator[sessionmaker[Session]]:
+        """Sessions inside one outer transaction that is rolled back at the end."""
+        engine = (self._isolation_manager or self.manager).engine
+        with engine.connect() as connection:
+            transaction = connection.begin()
+            try:
+                yield sessionmaker(
+                    bind=connection,
+                    join_transaction_mode="create_savepoint",
+                    expire_on_commit=False,
+                    autoflush=True,
+                )
+            finally:
+                if transaction.is_active:
+                    transaction.rollback()
