@@ -28,7 +28,7 @@ from enum import Enum
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from domain.errors import DomainError
+from domain.errors import InvalidValue
 
 T = TypeVar("T")
 
@@ -41,7 +41,7 @@ _INT64 = (-(2**63), 2**63 - 1)
 _SIGNATURE_BYTES = 16
 
 
-class InvalidCursor(DomainError):
+class InvalidCursor(InvalidValue):
     """The cursor was not made by this service for this query, or was altered."""
 
     code = "invalid_cursor"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import enum
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
@@ -29,7 +28,7 @@ from uuid import UUID
 
 from domain.aggregate import Aggregate, Event
 from service_layer.repository import SyncRepository
-from service_layer.unit_of_work import UnitOfWorkError
+from service_layer.unit_of_work import BlockState, UnitOfWorkError
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +44,6 @@ class SyncCommitHook(Protocol):
     def before_commit(
         self, uow: AbstractSyncUnitOfWork, raised: Sequence[tuple[Aggregate[Any], Event]]
     ) -> None: ...
-
-
-class _State(enum.Enum):
-    NEW = "new"
-    ACTIVE = "active"
-    CLOSED = "closed"
 
 
 class sync_repository(Generic[T, K]):  # noqa: N801 - reads as a declaration, like repository
@@ -89,7 +82,7 @@ class AbstractSyncUnitOfWork(abc.ABC):
     """The port every synchronous service function depends on."""
 
     def __init__(self) -> None:
-        self._state = _State.NEW
+        self._state = BlockState.NEW
         self._repositories: dict[type[Any], SyncRepository[Any, Any]] = {}
         self._callbacks: list[SyncCommitCallback] = []
         self.hooks: list[SyncCommitHook] = []
@@ -99,11 +92,11 @@ class AbstractSyncUnitOfWork(abc.ABC):
     # -- the transaction ---------------------------------------------------------------
 
     def __enter__(self) -> Self:
-        if self._state is _State.ACTIVE:
+        if self._state is BlockState.ACTIVE:
             raise UnitOfWorkError(
                 "this unit of work is already active; blocks do not nest (use savepoint())"
             )
-        self._state = _State.ACTIVE
+        self._state = BlockState.ACTIVE
         self._repositories = {}
         self._callbacks = []
         self._recorded = set()
@@ -119,7 +112,7 @@ class AbstractSyncUnitOfWork(abc.ABC):
         try:
             self._discard()
         finally:
-            self._state = _State.CLOSED
+            self._state = BlockState.CLOSED
             self._close()
         if exc is not None and (translated := self.translate_error(exc)) is not None:
             raise translated from exc
@@ -234,5 +227,5 @@ class AbstractSyncUnitOfWork(abc.ABC):
     def _savepoint(self) -> contextlib.AbstractContextManager[None]: ...
 
     def _require_active(self, what: str) -> None:
-        if self._state is not _State.ACTIVE:
+        if self._state is not BlockState.ACTIVE:
             raise UnitOfWorkError(f"{what} needs an active unit of work; use it inside 'with uow:'")

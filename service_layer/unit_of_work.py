@@ -61,7 +61,9 @@ class CommitHook(Protocol):
     ) -> None: ...
 
 
-class _State(enum.Enum):
+class BlockState(enum.Enum):
+    """Where a unit of work is in its life: before, inside or after its block."""
+
     NEW = "new"
     ACTIVE = "active"
     CLOSED = "closed"
@@ -120,7 +122,7 @@ class AbstractUnitOfWork(abc.ABC):
     """The port every service function depends on."""
 
     def __init__(self) -> None:
-        self._state = _State.NEW
+        self._state = BlockState.NEW
         self._repositories: dict[type[Any], Repository[Any, Any]] = {}
         self._callbacks: list[CommitCallback] = []
         self.hooks: list[CommitHook] = []
@@ -130,11 +132,11 @@ class AbstractUnitOfWork(abc.ABC):
     # -- the transaction ---------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        if self._state is _State.ACTIVE:
+        if self._state is BlockState.ACTIVE:
             raise UnitOfWorkError(
                 "this unit of work is already active; blocks do not nest (use savepoint())"
             )
-        self._state = _State.ACTIVE
+        self._state = BlockState.ACTIVE
         self._repositories = {}
         self._callbacks = []
         self._recorded = set()
@@ -152,7 +154,7 @@ class AbstractUnitOfWork(abc.ABC):
             # either. Rolling back with nothing pending costs no round trip.
             await self._discard()
         finally:
-            self._state = _State.CLOSED
+            self._state = BlockState.CLOSED
             await self._close()
         if exc is not None and (translated := self.translate_error(exc)) is not None:
             raise translated from exc
@@ -274,7 +276,7 @@ class AbstractUnitOfWork(abc.ABC):
     def _savepoint(self) -> contextlib.AbstractAsyncContextManager[None]: ...
 
     def _require_active(self, what: str) -> None:
-        if self._state is not _State.ACTIVE:
+        if self._state is not BlockState.ACTIVE:
             raise UnitOfWorkError(
                 f"{what} needs an active unit of work; use it inside 'async with uow:'"
             )

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.ledger.tables import accounts, entries, transfers
+from adapters.ledger.tables import accounts, transfers
 from adapters.repository import InMemoryStore
-from domain.ledger.account import Account, Entry
+from domain.ledger.account import Account
 from domain.ledger.transfer import Transfer
-from service_layer.ledger.queries import JournalLine, LedgerQueries
-from service_layer.ledger.views import AccountView, EntryView, TransferView
-
-
-def _entry_view(row: Any) -> EntryView:
-    return EntryView(
-        id=row.id,
-        account_id=row.account_id,
-        kind=str(row.kind),
-        amount=row.amount,
-        balance_after=row.balance_after,
-        reference=row.reference,
-        transfer_id=row.transfer_id,
-        created_at=row.created_at,
-    )
+from service_layer.ledger.queries import LedgerQueries
+from service_layer.ledger.views import AccountView, TransferView
 
 
 class SqlAlchemyLedgerQueries(LedgerQueries):
@@ -60,18 +46,6 @@ class SqlAlchemyLedgerQueries(LedgerQueries):
         row = (await self.session.execute(statement)).one_or_none()
         return None if row is None else TransferView(**row._asdict())
 
-    async def journal(self, account_id: UUID, *, after: int, limit: int) -> list[JournalLine]:
-        # Keyset pagination on (account_id, sequence), which the unique
-        # constraint indexes: every page costs the same, however deep.
-        statement = (
-            select(entries)
-            .where(entries.c.account_id == account_id, entries.c.sequence > after)
-            .order_by(entries.c.sequence)
-            .limit(limit)
-        )
-        rows = (await self.session.execute(statement)).all()
-        return [JournalLine(row.sequence, _entry_view(row)) for row in rows]
-
 
 class InMemoryLedgerQueries(LedgerQueries):
     """The same answers from the fake's store, which only ever holds committed copies."""
@@ -86,14 +60,3 @@ class InMemoryLedgerQueries(LedgerQueries):
     async def transfer(self, transfer_id: UUID) -> TransferView | None:
         found: Transfer | None = self.store.table(Transfer).get(transfer_id)
         return None if found is None else TransferView.of(found)
-
-    async def journal(self, account_id: UUID, *, after: int, limit: int) -> list[JournalLine]:
-        lines = sorted(
-            (
-                entry
-                for entry in self.store.all(Entry)
-                if entry.account_id == account_id and entry.sequence > after
-            ),
-            key=lambda entry: entry.sequence,
-        )
-        return [JournalLine(entry.sequence, EntryView.of(entry)) for entry in lines[:limit]]

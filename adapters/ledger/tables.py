@@ -20,8 +20,9 @@ from sqlalchemy import (
     Uuid,
 )
 
+from adapters.audit import UtcDateTime
 from adapters.database import metadata
-from adapters.ledger.types import EntryKindType, UtcDateTime
+from adapters.ledger.types import EntryKindType
 
 accounts = Table(
     "ledger_accounts",

@@ -59,7 +59,3 @@ class InvalidOwner(InvalidValue):
 
 class InvalidLimit(InvalidValue):
     code = "invalid_limit"
-
-
-class InvalidCursor(InvalidValue):
-    code = "invalid_cursor"

@@ -9,18 +9,9 @@ never sees another writer's uncommitted work.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
 from uuid import UUID
 
-from service_layer.ledger.views import AccountView, EntryView, TransferView
-
-
-@dataclass(frozen=True)
-class JournalLine:
-    """An entry with its position in the account's journal (for the cursor)."""
-
-    sequence: int
-    entry: EntryView
+from service_layer.ledger.views import AccountView, TransferView
 
 
 class LedgerQueries(abc.ABC):
@@ -29,7 +20,3 @@ class LedgerQueries(abc.ABC):
 
     @abc.abstractmethod
     async def transfer(self, transfer_id: UUID) -> TransferView | None: ...
-
-    @abc.abstractmethod
-    async def journal(self, account_id: UUID, *, after: int, limit: int) -> list[JournalLine]:
-        """At most ``limit`` entries of the account with a sequence above ``after``, in order."""

@@ -10,9 +10,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from domain.ledger.errors import AccountNotFound, InvalidLimit, TransferNotFound
-from service_layer.ledger.cursor import decode_cursor, encode_cursor
 from service_layer.ledger.unit_of_work import LedgerUnitOfWork
-from service_layer.ledger.views import AccountView, EntryPage, TransferView
+from service_layer.ledger.views import AccountView, EntryPage, EntryView, TransferView
 
 MAX_PAGE_SIZE = 500
 
@@ -39,12 +38,12 @@ async def list_entries(
     """One page of the account's entries, oldest first, ``limit`` at most (1..500)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidLimit(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}, got {limit!r}")
-    after_sequence = 0 if after is None else decode_cursor(after)
     async with uow:
         if await uow.queries.account(account_id) is None:
             raise AccountNotFound(f"no account with id {account_id}")
-        # One extra row tells whether another page follows, without a count.
-        lines = await uow.queries.journal(account_id, after=after_sequence, limit=limit + 1)
-    page = lines[:limit]
-    following = encode_cursor(page[-1].sequence) if len(lines) > limit else None
-    return EntryPage(items=[line.entry for line in page], next=following)
+        # The kernel's keyset pagination: a tampered or foreign cursor is an
+        # InvalidCursor (422), and each page costs the same however deep.
+        page = await uow.entries.page(
+            where={"account_id": account_id}, order_by="sequence", after=after, limit=limit
+        )
+        return EntryPage(items=[EntryView.of(entry) for entry in page.items], next=page.next)

@@ -11,8 +11,9 @@ import pytest
 
 from domain.ledger.account import EntryKind
 from domain.ledger.commands import Deposit, OpenAccount, TransferFunds, Withdraw
-from domain.ledger.errors import InsufficientFunds, InvalidCursor, ReferenceReused
+from domain.ledger.errors import InsufficientFunds, ReferenceReused
 from service_layer.ledger import handlers, reads
+from service_layer.pagination import InvalidCursor
 from tests.ledger.conftest import SqlUowFactory
 from tests.ledger.factories import MovementArgs, OpenAccountArgs, TransferArgs, open_funded_account
 

@@ -8,9 +8,10 @@ import pytest
 
 from adapters.ledger.unit_of_work import InMemoryLedgerUnitOfWork
 from domain.ledger.commands import Deposit, TransferFunds, Withdraw
-from domain.ledger.errors import AccountNotFound, InvalidCursor, InvalidLimit
+from domain.ledger.errors import AccountNotFound, InvalidLimit
 from service_layer.ledger import handlers, reads
 from service_layer.ledger.views import AccountView, EntryView
+from service_layer.pagination import InvalidCursor
 from tests.ledger.factories import MovementArgs, TransferArgs, open_funded_account
 
 pytestmark = pytest.mark.unit

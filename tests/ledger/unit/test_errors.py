@@ -19,7 +19,6 @@ pytestmark = pytest.mark.unit
         (errors.ReferenceReused, "reference_reused"),
         (errors.CurrencyMismatch, "currency_mismatch"),
         (errors.SameAccount, "same_account"),
-        (errors.InvalidCursor, "invalid_cursor"),
         (errors.InvalidAmount, "invalid_amount"),
         (errors.InvalidCurrency, "invalid_currency"),
         (errors.InvalidReference, "invalid_reference"),
