@@ -15,7 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from adapters.database import DatabaseConfigurationError, parse_database_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./keel.db"
-BROKER_SCHEMES = ("redis", "rediss")
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
+_SCHEMES_TEXT = ", ".join(scheme + "://" for scheme in BROKER_SCHEMES)
 
 
 class ConfigurationError(ValueError):
@@ -29,7 +30,8 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     broker_url: str | None = None
-    """Unset or empty: the in-process broker. ``redis://`` or ``rediss://``: Redis Streams."""
+    """Unset or empty: the in-process broker. ``redis://`` or ``rediss://``: Redis Streams.
+    ``amqp://`` or ``amqps://``: RabbitMQ."""
     stream_prefix: str = ""
     broker_max_deliveries: Annotated[int, Field(ge=1, le=1000)] = 5
     """Failed attempts before a message goes to ``<stream>.dead``."""
@@ -72,15 +74,20 @@ class Settings(BaseSettings):
             usable = parts.scheme in BROKER_SCHEMES and bool(parts.hostname)
             parts.port  # noqa: B018 - raises ValueError when out of range
         except ValueError:
-            raise ValueError("is not a valid URL; expected redis://host:6379/0") from None
+            raise ValueError(
+                f"is not a valid URL; expected one of {_SCHEMES_TEXT}, e.g. redis://host:6379/0"
+            ) from None
         if usable:
             return value
         if "://" in value and parts.scheme.isalnum() and parts.scheme not in BROKER_SCHEMES:
             raise ValueError(
-                f"unsupported scheme {parts.scheme!r}; expected redis:// or rediss://, "
+                f"unsupported scheme {parts.scheme!r}; expected one of {_SCHEMES_TEXT}, "
                 "or leave it unset for the in-process broker"
             )
-        raise ValueError("must be a URL such as redis://localhost:6379/0, or unset")
+        raise ValueError(
+            f"must be a URL with one of {_SCHEMES_TEXT} and a host, "
+            "such as redis://localhost:6379/0 or amqp://localhost:5672/, or unset"
+        )
 
     def engine_options(self) -> dict[str, Any]:
         """Pool options for ``session_manager.init``; SQLite ignores the pool ones."""
