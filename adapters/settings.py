@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Self
 from urllib.parse import urlsplit
+from uuid import uuid4
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./keel.db"
 DEFAULT_CONTEXTS = "ledger"
 """The example context; drop it here (or in ``KEEL_CONTEXTS``) together with its folders."""
-BROKER_SCHEMES = ("redis", "rediss")
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
+_SCHEMES_TEXT = ", ".join(scheme + "://" for scheme in BROKER_SCHEMES)
 
 
 class ConfigurationError(ValueError):
@@ -37,7 +39,8 @@ class Settings(BaseSettings):
     """Comma-separated import names of the bounded contexts that run (empty: the kernel alone)."""
     database_url: str = DEFAULT_DATABASE_URL
     broker_url: str | None = None
-    """Unset or empty: the in-process broker. ``redis://`` or ``rediss://``: Redis Streams."""
+    """Unset or empty: the in-process broker. ``redis://`` or ``rediss://``: Redis Streams.
+    ``amqp://`` or ``amqps://``: RabbitMQ."""
     stream_prefix: str = ""
     broker_max_deliveries: Annotated[int, Field(ge=1, le=1000)] = 5
     """Failed attempts before a message goes to ``<stream>.dead``."""
@@ -75,6 +78,18 @@ class Settings(BaseSettings):
         """``KEEL_CONTEXTS`` as a tuple of names, in order."""
         return _split(self.keel_contexts)
 
+    db_pgbouncer: bool = False
+    """``DATABASE_URL`` points at PgBouncer in transaction pooling mode: no named
+    prepared statement outlives its transaction, and no setting is sent as a
+    startup parameter (see :meth:`engine_options`)."""
+    database_direct_url: str | None = None
+    """The database itself, not the pooler: for LISTEN and migrations, which need
+    a session of their own. Unset: ``DATABASE_URL``. See :attr:`direct_database_url`."""
+    database_replica_urls: str | None = None
+    """Comma-separated URLs of streaming replicas for read-only queries; unset: none."""
+    db_replica_max_lag_seconds: Annotated[float, Field(gt=0, le=86_400)] = 5.0
+    """A replica further behind the primary than this is not read from."""
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -83,6 +98,49 @@ class Settings(BaseSettings):
         except DatabaseConfigurationError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @field_validator("database_direct_url")
+    @classmethod
+    def _check_direct_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            parse_database_url(value)
+        except DatabaseConfigurationError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("database_replica_urls")
+    @classmethod
+    def _check_replica_urls(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        for position, url in enumerate(_split_urls(value), start=1):
+            try:
+                parsed = parse_database_url(url)
+            except DatabaseConfigurationError as exc:
+                raise ValueError(f"URL {position}: {exc}") from None
+            if parsed.get_backend_name() != "postgresql":
+                raise ValueError(
+                    f"URL {position}: replicas are PostgreSQL streaming replicas; "
+                    "expected 'postgresql+asyncpg://'"
+                )
+        return value
+
+    @property
+    def direct_database_url(self) -> str:
+        """Where LISTEN and migrations connect: ``DATABASE_DIRECT_URL``, else ``DATABASE_URL``.
+
+        Behind PgBouncer in transaction mode a LISTEN would be lost when the
+        server connection changes hands, and a migration's session state (locks,
+        ``SET``) would leak to other clients; both need the database itself.
+        """
+        return self.database_direct_url or self.database_url
+
+    @property
+    def replica_urls(self) -> list[str]:
+        """``DATABASE_REPLICA_URLS`` as a list, in the order given."""
+        return _split_urls(self.database_replica_urls or "")
 
     @field_validator("broker_url")
     @classmethod
@@ -95,18 +153,33 @@ class Settings(BaseSettings):
             usable = parts.scheme in BROKER_SCHEMES and bool(parts.hostname)
             parts.port  # noqa: B018 - raises ValueError when out of range
         except ValueError:
-            raise ValueError("is not a valid URL; expected redis://host:6379/0") from None
+            raise ValueError(
+                f"is not a valid URL; expected one of {_SCHEMES_TEXT}, e.g. redis://host:6379/0"
+            ) from None
         if usable:
             return value
         if "://" in value and parts.scheme.isalnum() and parts.scheme not in BROKER_SCHEMES:
             raise ValueError(
-                f"unsupported scheme {parts.scheme!r}; expected redis:// or rediss://, "
+                f"unsupported scheme {parts.scheme!r}; expected one of {_SCHEMES_TEXT}, "
                 "or leave it unset for the in-process broker"
             )
-        raise ValueError("must be a URL such as redis://localhost:6379/0, or unset")
+        raise ValueError(
+            f"must be a URL with one of {_SCHEMES_TEXT} and a host, "
+            "such as redis://localhost:6379/0 or amqp://localhost:5672/, or unset"
+        )
 
     def engine_options(self) -> dict[str, Any]:
-        """Pool options for ``session_manager.init``; SQLite ignores the pool ones."""
+        """Pool options for ``session_manager.init``; SQLite ignores the pool ones.
+
+        With ``DB_PGBOUNCER``: asyncpg's statement cache and SQLAlchemy's are
+        off and every prepared statement gets a unique name (a transaction
+        pooler hands the server connection, and the statements prepared on it,
+        to another client after each transaction); and ``statement_timeout``
+        is not sent as a startup parameter — PgBouncer refuses unknown ones,
+        and with ``ignore_startup_parameters`` it would drop it silently — but
+        enforced by asyncpg's ``command_timeout``, which cancels a statement
+        that runs longer (the pooler forwards the cancel request).
+        """
         if self.database_url.startswith("sqlite"):
             return {}
         options: dict[str, Any] = {
@@ -115,12 +188,17 @@ class Settings(BaseSettings):
             "pool_timeout": self.db_pool_timeout,
         }
         server_settings = {"application_name": self.db_application_name}
-        if self.db_statement_timeout_ms:
-            server_settings["statement_timeout"] = str(self.db_statement_timeout_ms)
-        options["connect_args"] = {
+        connect_args: dict[str, Any] = {
             "timeout": self.db_connect_timeout,
             "server_settings": server_settings,
         }
+        if self.db_pgbouncer:
+            connect_args.update(pgbouncer_connect_args())
+            if self.db_statement_timeout_ms:
+                connect_args["command_timeout"] = self.db_statement_timeout_ms / 1000
+        elif self.db_statement_timeout_ms:
+            server_settings["statement_timeout"] = str(self.db_statement_timeout_ms)
+        options["connect_args"] = connect_args
         return options
 
     # Relay, retention and stream trimming (docs/failure-modes.md, "Relay and retention").
@@ -164,9 +242,35 @@ class Settings(BaseSettings):
             interval=self.retention_interval_seconds,
         )
 
+    def direct_engine_options(self) -> dict[str, Any]:
+        """:meth:`engine_options` for ``direct_database_url``: pooler settings only if
+        that URL is the pooler's too (``DATABASE_DIRECT_URL`` unset)."""
+        if self.database_direct_url is None:
+            return self.engine_options()
+        return self.model_copy(
+            update={"database_url": self.database_direct_url, "db_pgbouncer": False}
+        ).engine_options()
+
 
 def _split(names: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in names.split(",") if name.strip())
+
+
+def _split_urls(value: str) -> list[str]:
+    return [url.strip() for url in value.split(",") if url.strip()]
+
+
+def _unique_statement_name() -> str:
+    return f"__keel_{uuid4().hex}__"
+
+
+def pgbouncer_connect_args() -> dict[str, Any]:
+    """asyncpg options that make prepared statements safe behind a transaction pooler."""
+    return {
+        "statement_cache_size": 0,  # asyncpg's own cache: unnamed statements
+        "prepared_statement_cache_size": 0,  # SQLAlchemy's dialect cache
+        "prepared_statement_name_func": _unique_statement_name,
+    }
 
 
 def load_settings(**overrides: Any) -> Settings:

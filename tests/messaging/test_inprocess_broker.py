@@ -103,8 +103,8 @@ async def test_publishing_a_value_that_is_not_json_fails_at_once(broker: InProce
 
 def test_the_broker_url_picks_the_adapter() -> None:
     assert isinstance(create_broker(None, prefix="p:"), InProcessBroker)
-    with pytest.raises(BrokerConfigurationError, match="unsupported scheme 'amqp'"):
-        create_broker("amqp://guest:secret@localhost/")
+    with pytest.raises(BrokerConfigurationError, match="unsupported scheme 'kafka'"):
+        create_broker("kafka://guest:secret@localhost/")
 
 
 def test_malformed_is_a_value_error_so_callers_can_catch_it_broadly() -> None:

@@ -35,7 +35,7 @@ def test_a_worker_without_a_broker_url_stops_with_exit_2_saying_why(
 def test_a_broker_url_with_another_scheme_stops_with_exit_2_without_its_password(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("BROKER_URL", f"amqp://app:{PASSWORD}@mq:5672/")
+    monkeypatch.setenv("BROKER_URL", f"kafka://app:{PASSWORD}@mq:5672/")
 
     code = main(["consume"])
 

@@ -27,7 +27,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        pytest.param(f"amqp://app:{PASSWORD}@mq:5672/", id="another scheme"),
+        pytest.param(f"kafka://app:{PASSWORD}@mq:5672/", id="another scheme"),
         pytest.param(f"redis://app:{PASSWORD}@cache:99999/0", id="a port out of range"),
         pytest.param(f"app:{PASSWORD}@cache", id="no scheme at all"),
         pytest.param("redis://", id="no host"),
@@ -45,9 +45,9 @@ def test_a_bad_broker_url_names_the_variable_and_hides_the_password(
 
 
 def test_an_unsupported_scheme_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BROKER_URL", "amqp://mq:5672/")
+    monkeypatch.setenv("BROKER_URL", "kafka://mq:5672/")
 
-    with pytest.raises(ConfigurationError, match="unsupported scheme 'amqp'"):
+    with pytest.raises(ConfigurationError, match="unsupported scheme 'kafka'"):
         load_settings()
 
 
