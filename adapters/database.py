@@ -172,6 +172,22 @@ def _begin_before_sqlite_savepoints(engine: AsyncEngine) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
+def _create_engine(url: str, engine_options: dict[str, Any]) -> AsyncEngine:
+    parsed = parse_database_url(url)
+    options = engine_options_for(parsed, engine_options)
+    try:
+        engine = create_async_engine(parsed, **options)
+    except (TypeError, ArgumentError, NoSuchModuleError) as exc:
+        message = str(exc).replace(str(parsed.password or "\0"), "***")
+        raise DatabaseConfigurationError(
+            f"cannot create an engine for {safe_url(parsed)}: {message}"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        _enable_sqlite_foreign_keys(engine)
+        _begin_before_sqlite_savepoints(engine)
+    return engine
+
+
 class DatabaseSessionManager:
     """Owns the process's engine and session factory.
 
@@ -182,33 +198,40 @@ class DatabaseSessionManager:
 
     def __init__(self) -> None:
         self._engine: AsyncEngine | None = None
+        self._direct_engine: AsyncEngine | None = None
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
-    def init(self, url: str, **engine_options: Any) -> None:
+    def init(
+        self,
+        url: str,
+        *,
+        direct_url: str | None = None,
+        direct_options: dict[str, Any] | None = None,
+        **engine_options: Any,
+    ) -> None:
         """Create the engine. Options pass through to ``create_async_engine``.
 
         Defaults: ``pool_pre_ping=True`` and ``pool_recycle=3600`` on
         PostgreSQL; foreign keys enforced on SQLite; ``expire_on_commit=False``
         on sessions so objects stay readable after commit without lazy I/O.
+        ``direct_url``: the database itself when ``url`` is a transaction
+        pooler (PgBouncer), for what needs a session of its own: LISTEN and
+        the relay's key locks (:attr:`direct_engine`).
         """
         if self._engine is not None:
             raise RuntimeError(
                 "DatabaseSessionManager.init() called twice; call 'await close()' first"
             )
-        parsed = parse_database_url(url)
-        options = engine_options_for(parsed, engine_options)
-        try:
-            engine = create_async_engine(parsed, **options)
-        except (TypeError, ArgumentError, NoSuchModuleError) as exc:
-            message = str(exc).replace(str(parsed.password or "\0"), "***")
-            raise DatabaseConfigurationError(
-                f"cannot create an engine for {safe_url(parsed)}: {message}"
-            ) from None
-        if parsed.get_backend_name() == "sqlite":
-            _enable_sqlite_foreign_keys(engine)
-            _begin_before_sqlite_savepoints(engine)
+        engine = _create_engine(url, engine_options)
+        if direct_url is not None:
+            self._direct_engine = _create_engine(direct_url, direct_options or {})
         self._engine = engine
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+    @property
+    def direct_engine(self) -> AsyncEngine:
+        """The engine on the database itself: the ``direct_url`` one, else :attr:`engine`."""
+        return self._direct_engine if self._direct_engine is not None else self.engine
 
     @property
     def is_initialised(self) -> bool:
@@ -230,11 +253,14 @@ class DatabaseSessionManager:
         return self._sessionmaker
 
     async def close(self) -> None:
-        """Dispose of the engine. Calling it again, or before ``init``, does nothing."""
+        """Dispose of the engines. Calling it again, or before ``init``, does nothing."""
         if self._engine is None:
             return
         engine, self._engine, self._sessionmaker = self._engine, None, None
+        direct, self._direct_engine = self._direct_engine, None
         await engine.dispose()
+        if direct is not None:
+            await direct.dispose()
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:

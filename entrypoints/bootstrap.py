@@ -15,7 +15,7 @@ pieces it runs (``entrypoints.consumer``, ``entrypoints.relay``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from adapters.brokers import Broker, create_broker
@@ -24,6 +24,7 @@ from adapters.database import DatabaseSessionManager, session_manager
 from adapters.inbox import InMemoryInbox, SqlAlchemyInbox
 from adapters.outbox import InMemoryOutbox, SqlAlchemyOutbox, with_outbox
 from adapters.relay import OutboxRelay, create_relay
+from adapters.replicas import ReplicaRouter
 from adapters.repository import InMemoryStore
 from adapters.serialization import MessageRegistry
 from adapters.settings import Settings
@@ -46,6 +47,13 @@ class ContextWiring(Generic[UowT]):
     context: BoundedContext[UowT]
     uow_factory: Callable[[], UowT]
     bus: MessageBus[UowT]
+    read_uow_factory: Callable[[], UowT] | None = None
+    """Units of work for read-only queries: on a healthy replica when ``DATABASE_REPLICA_URLS``
+    names any, else on the primary. They must not write (nothing they stage is published)."""
+
+    def read_unit_of_work(self) -> UowT:
+        """A unit of work for reads that need not see the caller's own latest write."""
+        return (self.read_uow_factory or self.uow_factory)()
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,8 @@ class Container(DependencyContainer):
     """What handlers may ask for by parameter name, besides ``uow``."""
     store: InMemoryStore | None = None
     """The fakes' shared store when bootstrapped with one; ``None`` on a database."""
+    replicas: ReplicaRouter | None = None
+    """Routes read-only units of work to replicas; run it (``async with``) while serving."""
 
     def wiring(self, name: str) -> ContextWiring[Any]:
         """The wiring of the context called ``name``; a clear error when it is not running."""
@@ -92,7 +102,12 @@ def bootstrap(
     """
     contexts = load_contexts(settings.context_names) if contexts is None else list(contexts)
     manager = session_manager if manager is None else manager
-    manager.init(settings.database_url, **settings.engine_options())
+    manager.init(
+        settings.database_url,
+        direct_url=settings.database_direct_url,
+        direct_options=settings.direct_engine_options(),
+        **settings.engine_options(),
+    )
     for context in contexts:
         context.start_mappers()
     policy = retry_policy(settings)
@@ -108,12 +123,23 @@ def bootstrap(
         outbox, inbox = InMemoryOutbox(registry), InMemoryInbox()
     broker = make_broker(settings)
     dependencies = {"policy": policy, "outbox": outbox, "inbox": inbox, "settings": settings}
+    replicas = None
+    if store is None and settings.replica_urls:
+        replicas = ReplicaRouter.from_urls(
+            manager.engine,
+            settings.replica_urls,
+            settings.engine_options(),
+            max_lag=settings.db_replica_max_lag_seconds,
+        )
     wirings = {
-        context.name: wire_context(
-            context,
-            _unit_of_work_factory(context, manager, store, [outbox, *hooks]),
-            dependencies=dependencies,
-            inbox=inbox,
+        context.name: replace(
+            wire_context(
+                context,
+                _unit_of_work_factory(context, manager, store, [outbox, *hooks]),
+                dependencies=dependencies,
+                inbox=inbox,
+            ),
+            read_uow_factory=_read_factory(context, replicas),
         )
         for context in contexts
     }
@@ -123,8 +149,10 @@ def bootstrap(
         )
     else:
         # The outbox's doorbell wakes an in-process relay the moment a write commits.
+        # The direct engine: the relay's LISTEN and its per-key locks need a
+        # session of their own, which a transaction pooler would not keep.
         relay = create_relay(
-            manager.engine,
+            manager.direct_engine,
             broker,
             doorbell=outbox.doorbell,
             batch_size=settings.relay_batch_size,
@@ -142,6 +170,7 @@ def bootstrap(
         contexts=wirings,
         dependencies=dependencies,
         store=store,
+        replicas=replicas,
     )
 
 
@@ -162,6 +191,15 @@ def _unit_of_work_factory(
     for hook in hooks:
         uow_factory = with_outbox(uow_factory, hook)
     return uow_factory
+
+
+def _read_factory(
+    context: BoundedContext[UowT], replicas: ReplicaRouter | None
+) -> Callable[[], UowT] | None:
+    if replicas is None:
+        return None
+    # The router's factory is asked at each call: it names a healthy replica then.
+    return lambda: context.unit_of_work(replicas.session_factory)
 
 
 def wire_context(

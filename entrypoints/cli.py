@@ -104,7 +104,8 @@ def _locations(contexts: Sequence[BoundedContext[Any]]) -> list[Path]:
 def _migrate(settings: Settings, contexts: Sequence[BoundedContext[Any]]) -> str | None:
     """Upgrade every branch to its head; the one-line reason when that fails, else ``None``."""
     try:
-        upgrade_to_head(settings.database_url, _locations(contexts))
+        # Migrations need a session of their own: past a transaction pooler, to the database.
+        upgrade_to_head(settings.direct_database_url, _locations(contexts))
     except (MigrationError, CommandError) as exc:
         # MigrationError names the database with its password masked. Anything
         # else is a bug, and its traceback is what whoever fixes it will need.
@@ -128,7 +129,7 @@ def _revision(settings: Settings, contexts: Sequence[BoundedContext[Any]], args:
     for context in contexts:
         context.start_mappers()
     config = alembic_config(
-        settings.database_url,
+        settings.direct_database_url,
         _locations(contexts),
         tables=[table.name for context in contexts for table in context.tables],
     )

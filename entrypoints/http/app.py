@@ -10,6 +10,7 @@ keeps ownership of it: the app then neither bootstraps nor closes anything.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -67,7 +68,11 @@ def create_app(
         owned = bootstrap(configured, contexts)
         app.state.container = owned
         try:
-            async with serving_messages(owned):  # the relay, and the embedded consumer
+            async with contextlib.AsyncExitStack() as running:
+                if owned.replicas is not None:
+                    await running.enter_async_context(owned.replicas)
+                # the relay, and the embedded consumer
+                await running.enter_async_context(serving_messages(owned))
                 yield
         finally:
             await owned.session_manager.close()

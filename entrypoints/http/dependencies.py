@@ -58,4 +58,18 @@ def unit_of_work_of(name: str, kind: type[UowT]) -> Callable[..., Awaitable[UowT
     return unit_of_work
 
 
-__all__ = ["bus_of", "unit_of_work_of"]
+def read_unit_of_work_of(name: str, kind: type[UowT]) -> Callable[..., Awaitable[UowT]]:
+    """Like :func:`unit_of_work_of`, for read-only queries: on a replica when there are any.
+
+    Only for reads that need not see the caller's own latest write (a replica
+    lags by up to ``DB_REPLICA_MAX_LAG_SECONDS``); a read inside a write, or a
+    read-your-write, takes :func:`unit_of_work_of`.
+    """
+
+    async def unit_of_work(container: ContainerDep) -> UowT:
+        return _wiring(name, kind, container).read_unit_of_work()
+
+    return unit_of_work
+
+
+__all__ = ["bus_of", "read_unit_of_work_of", "unit_of_work_of"]

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from domain.ledger.commands import Deposit, OpenAccount, TransferFunds, Withdraw
 from entrypoints.http.problems import problem_responses
-from entrypoints.ledger.dependencies import LedgerBusDep, LedgerUnitOfWorkDep
+from entrypoints.ledger.dependencies import LedgerBusDep, LedgerReadDep
 from entrypoints.ledger.schemas import (
     MAX_PAGE,
     AccountResponse,
@@ -59,7 +59,7 @@ async def open_account(
 
 
 @router.get("/accounts/{account_id}", responses=problem_responses(404, 422), summary="An account")
-async def get_account(account_id: UUID, uow: LedgerUnitOfWorkDep) -> AccountResponse:
+async def get_account(account_id: UUID, uow: LedgerReadDep) -> AccountResponse:
     return AccountResponse.model_validate(await reads.get_account(uow, account_id))
 
 
@@ -100,7 +100,7 @@ async def withdraw(
 )
 async def list_entries(
     account_id: UUID,
-    uow: LedgerUnitOfWorkDep,
+    uow: LedgerReadDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     after: Annotated[
         str | None,
@@ -135,5 +135,5 @@ async def transfer(
 
 
 @router.get("/transfers/{transfer_id}", responses=problem_responses(404, 422), summary="A transfer")
-async def get_transfer(transfer_id: UUID, uow: LedgerUnitOfWorkDep) -> TransferResponse:
+async def get_transfer(transfer_id: UUID, uow: LedgerReadDep) -> TransferResponse:
     return TransferResponse.model_validate(await reads.get_transfer(uow, transfer_id))

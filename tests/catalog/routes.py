@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from pydantic import Field
 
-from entrypoints.http.dependencies import bus_of, unit_of_work_of
+from entrypoints.http.dependencies import bus_of, read_unit_of_work_of
 from entrypoints.http.types import RequestModel, ResponseModel, SafeStr
 from service_layer.messagebus import MessageBus
 from tests.catalog.domain import AddProduct, ProductNotFound, ReserveStock
@@ -16,7 +16,7 @@ from tests.catalog.unit_of_work import CatalogUnitOfWork
 NAME = "catalog"
 
 BusDep = Annotated[MessageBus[CatalogUnitOfWork], Depends(bus_of(NAME, CatalogUnitOfWork))]
-UnitOfWorkDep = Annotated[CatalogUnitOfWork, Depends(unit_of_work_of(NAME, CatalogUnitOfWork))]
+ReadDep = Annotated[CatalogUnitOfWork, Depends(read_unit_of_work_of(NAME, CatalogUnitOfWork))]
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
 
@@ -56,7 +56,7 @@ async def reserve(sku: str, body: NewReservation, bus: BusDep) -> ReservationBod
 
 
 @router.get("/products/{sku}")
-async def product(sku: str, uow: UnitOfWorkDep) -> ProductBody:
+async def product(sku: str, uow: ReadDep) -> ProductBody:
     async with uow:
         found = await uow.products.get(sku)
         if found is None:

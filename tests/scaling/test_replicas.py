@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
@@ -19,7 +20,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from adapters.database import DatabaseSessionManager
+from adapters.migrate import upgrade_to_head_async
 from adapters.replicas import ReplicaRouter
+from adapters.settings import Settings
+from entrypoints.bootstrap import bootstrap
+from entrypoints.http.app import create_app
+from tests.catalog import context as catalog
 from tests.kernel.things import Thing
 from tests.kernel.things_uow import SqlAlchemyThingUnitOfWork
 from tests.messaging.support import wait_until
@@ -168,3 +175,44 @@ async def test_without_replicas_every_read_goes_to_the_primary() -> None:
             assert router.session_factory is router.primary_sessions
     finally:
         await engine.dispose()
+
+
+async def test_a_contexts_get_route_reads_from_the_replica_that_bootstrap_wired(
+    pair: Pair,
+) -> None:
+    primary_url = postgres.sqlalchemy_url(pair.primary.dsn, "postgres")
+    assert catalog.migrations is not None
+    await upgrade_to_head_async(primary_url, [catalog.migrations])
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=primary_url,
+        database_replica_urls=replica_url(pair),
+        db_replica_max_lag_seconds=60,  # a paused replica stays "fit": reads must go there
+        keel_contexts="tests.catalog",
+    )
+    manager = DatabaseSessionManager()
+    container = bootstrap(settings, manager=manager)
+    replica = await asyncpg.connect(pair.replica.dsn)
+    try:
+        assert container.replicas is not None
+        async with container.replicas:
+            transport = httpx.ASGITransport(app=create_app(container=container))
+            async with httpx.AsyncClient(transport=transport, base_url="http://r.test") as client:
+                await replica.execute("SELECT pg_wal_replay_pause()")
+                added = await client.post(
+                    "/catalog/products", json={"sku": "R-1", "name": "Rope", "on_hand": 1}
+                )
+                assert added.status_code == 201, added.text
+
+                assert (await client.get("/catalog/products/R-1")).status_code == 404
+
+                await replica.execute("SELECT pg_wal_replay_resume()")
+
+                async def visible() -> bool:
+                    return (await client.get("/catalog/products/R-1")).status_code == 200
+
+                await wait_until(visible, "the replica to replay the product")
+    finally:
+        await replica.execute("SELECT pg_wal_replay_resume()")
+        await replica.close()
+        await manager.close()
