@@ -55,6 +55,16 @@ def _port(value: str) -> int:
     return port
 
 
+def _workers(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of workers: {value!r}") from None
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"workers out of range 1..64: {count}")
+    return count
+
+
 def _parser(contexts: Sequence[BoundedContext[Any]]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keel",
@@ -67,6 +77,12 @@ def _parser(contexts: Sequence[BoundedContext[Any]]) -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="interface to bind (default: %(default)s)"
     )
     serve.add_argument("--port", type=_port, default=8000, help="TCP port (default: %(default)s)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="HTTP worker processes (default: %(default)s); each relays the outbox too",
+    )
     commands.add_parser("migrate", help="bring the database schema up to date, then exit")
     commands.add_parser("consume", help="migrate, then consume the contexts' streams until stopped")
     commands.add_parser("relay", help="migrate, then publish the outbox until stopped")
@@ -170,21 +186,27 @@ def _stopped_on_request(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(EXIT_OK)
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     from entrypoints.http.app import create_app
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stopped_on_request)
-    # The app is built here from the settings already checked, not by uvicorn's
-    # factory import: one source of configuration, and errors reported above.
     # JSON lines on stderr, one per request from keel.access: uvicorn's own access log is off.
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=logging_config(settings.database_url),
-        access_log=False,
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": logging_config(settings.database_url),
+        "access_log": False,
+    }
+    if workers == 1:
+        # Built here from the settings already checked: one source of
+        # configuration, and errors reported above.
+        uvicorn.run(create_app(settings), **options)
+        return
+    # Worker processes import the app themselves (uvicorn's factory), reading
+    # the same environment that was just checked. Each runs its own relay:
+    # the relays' per-key locks keep one publisher per key however many run.
+    uvicorn.run("entrypoints.http.app:create_app", factory=True, workers=workers, **options)
 
 
 Worker = Callable[[Settings, asyncio.Event], Awaitable[None]]
@@ -278,7 +300,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     extras = {extra.name: extra for context in contexts for extra in context.cli}
     if args.command in extras:
         return _run_context_command(extras[args.command], settings, args)
-    _serve(settings, args.host, args.port)
+    if args.workers > 1 and settings.broker_url is None:
+        return _fail(
+            "--workers needs BROKER_URL: the in-process broker cannot be shared by processes",
+            EXIT_USAGE,
+        )
+    _serve(settings, args.host, args.port, args.workers)
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -60,23 +61,29 @@ def environment(settings: Settings) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def keel(command: str, settings: Settings, directory: Path) -> AsyncIterator[Keel]:
-    """``keel <command>`` running while inside the block; SIGKILLed on the way out if alive."""
+async def keel(
+    command: str, settings: Settings, directory: Path, *arguments: str
+) -> AsyncIterator[Keel]:
+    """``keel <command> <arguments>`` running while inside the block; SIGKILLed on the way out
+    if alive (a worker's children with it: it leads a process group of its own)."""
     log = directory / f"keel-{command}-{next(_numbers)}.log"
     with log.open("wb") as output:
         process = await asyncio.create_subprocess_exec(
             KEEL,
             command,
+            *arguments,
             cwd=directory,  # no stray .env from the repository
             env=environment(settings),
             stdout=output,
             stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             yield Keel(process, log)
         finally:
             if process.returncode is None:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 await process.wait()
 
 
