@@ -27,6 +27,7 @@ from adapters.relay import OutboxRelay, create_relay
 from adapters.repository import InMemoryStore
 from adapters.serialization import MessageRegistry
 from adapters.settings import Settings
+from entrypoints import observability
 from entrypoints.context import BoundedContext, load_contexts
 from service_layer import retry
 from service_layer.messagebus import Inbox, MessageBus
@@ -93,6 +94,7 @@ def bootstrap(
     contexts = load_contexts(settings.context_names) if contexts is None else list(contexts)
     manager = session_manager if manager is None else manager
     manager.init(settings.database_url, **settings.engine_options())
+    observability.install(settings, manager.engine)
     for context in contexts:
         context.start_mappers()
     policy = retry_policy(settings)

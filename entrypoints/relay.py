@@ -22,6 +22,7 @@ from adapters.database import DatabaseSessionManager
 from adapters.relay import OutboxRelay
 from adapters.settings import Settings
 from entrypoints.bootstrap import bootstrap
+from entrypoints.observability import observing
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,11 @@ async def relay(settings: Settings, stop: asyncio.Event) -> None:
     manager = DatabaseSessionManager()
     container = bootstrap(settings, manager=manager)
     try:
-        async with container.broker, relaying(container.relay):
+        async with (
+            container.broker,
+            relaying(container.relay),
+            observing(container, serve_port=True),
+        ):
             logger.info("relaying the outbox")
             await stop.wait()
             logger.info("stopping: the pass in progress stays pending")
