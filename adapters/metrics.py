@@ -181,7 +181,9 @@ class UnitOfWorkMetrics(UnitOfWorkObserver):
         UOW_COMMITS.labels(unit_of_work=type(uow).__name__).inc()
 
     def exited(self, uow: AbstractUnitOfWork, token: object, error: BaseException | None) -> None:
-        if isinstance(error, ConcurrencyError):
+        # Once per conflict: the same error may leave nested blocks one after the other.
+        if isinstance(error, ConcurrencyError) and not getattr(error, "_keel_counted", False):
+            error._keel_counted = True  # type: ignore[attr-defined]
             UOW_CONFLICTS.labels(unit_of_work=type(uow).__name__).inc()
 
     def retrying(self, attempt: int, error: BaseException) -> None:
