@@ -1,4 +1,4 @@
-"""The ledger's events carry correlation and causation ids, over Redis (contract, "v2: correlation").
+"""The ledger's events carry correlation and causation ids over Redis (contract v2).
 
 A command sent by any client, with or without a ``correlation_id`` in its
 envelope; the event it causes is read back from ``ledger.events``; a dead
