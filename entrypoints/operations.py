@@ -33,6 +33,7 @@ from adapters.dead_letters import DeadLetterBox, DeadLetterEntry, DeadLetterNotF
 from adapters.outages import is_database_unavailable
 from adapters.outbox import SqlAlchemyOutboxStore, StreamBacklog
 from adapters.settings import Settings
+from adapters.sql_errors import sqlstate_of
 from entrypoints.bootstrap import make_broker
 from entrypoints.context import BoundedContext
 from entrypoints.http.logging import JsonFormatter, database_secrets
@@ -46,6 +47,7 @@ COMMANDS = ("dead-letters", "outbox")
 REPLAY_ALL_LIMIT = 10_000
 """Dead letters one ``replay --all`` takes per stream; run it again for more."""
 REASON_WIDTH = 70
+UNDEFINED_TABLE = "42P01"
 
 
 class OperationFailed(Exception):
@@ -257,7 +259,7 @@ async def _outbox_status(settings: Settings, *, json_output: bool) -> int:
         backlog = await SqlAlchemyOutboxStore(manager.engine).backlog()
     except DBAPIError as exc:
         where = safe_url(settings.database_url)
-        if is_database_unavailable(exc):
+        if is_database_unavailable(exc) and not _missing_table(exc):
             raise OperationFailed(f"database unavailable at {where}", EXIT_UNAVAILABLE) from None
         raise OperationFailed(
             f"could not read the outbox at {where} ({type(exc.orig).__name__}); "
@@ -268,6 +270,11 @@ async def _outbox_status(settings: Settings, *, json_output: bool) -> int:
         await manager.close()
     _print_backlog(settings, backlog, json_output=json_output)
     return EXIT_OK
+
+
+def _missing_table(exc: DBAPIError) -> bool:
+    """PostgreSQL's undefined_table (42P01), or SQLite's "no such table"."""
+    return sqlstate_of(exc) == UNDEFINED_TABLE or "no such table" in str(exc.orig)
 
 
 def _print_backlog(settings: Settings, backlog: list[StreamBacklog], *, json_output: bool) -> None:
