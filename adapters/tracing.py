@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, cast
 
 from opentelemetry import context as otel_context
@@ -76,7 +76,7 @@ def exporter_names(environ: Mapping[str, str] | None = None) -> list[str]:
     return [name for name in names if name and name != "none"]
 
 
-def _exporter(name: str) -> SpanExporter:
+def _exporter_entry(name: str) -> EntryPoint:
     found = entry_points(group=EXPORTER_GROUP, name=name)
     if not found:
         installed = ", ".join(sorted(e.name for e in entry_points(group=EXPORTER_GROUP)))
@@ -85,8 +85,7 @@ def _exporter(name: str) -> SpanExporter:
             f"OTEL_TRACES_EXPORTER names {name!r}, which no installed package provides{hint}; "
             f"installed: {installed or 'none'}"
         )
-    exporter: SpanExporter = next(iter(found)).load()()
-    return exporter
+    return next(iter(found))
 
 
 def configure_tracing(environ: Mapping[str, str] | None = None) -> bool:
@@ -94,17 +93,17 @@ def configure_tracing(environ: Mapping[str, str] | None = None) -> bool:
 
     Idempotent, and leaves a provider installed before (a test's) alone.
     Returns whether tracing is on. Raises :class:`TracingConfigurationError`
-    for an exporter that is not installed.
+    for an exporter that is not installed, before anything is installed.
     """
-    names = exporter_names(environ)
-    if not names or active():
+    entries = [_exporter_entry(name) for name in exporter_names(environ)]
+    if not entries or active():
         return active()
-    exporters = [_exporter(name) for name in names]
     resource = Resource.create()
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
     provider = TracerProvider(resource=resource)
-    for exporter in exporters:
+    for entry in entries:
+        exporter: SpanExporter = entry.load()()
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     return True
