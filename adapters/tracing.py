@@ -124,7 +124,11 @@ def http_middleware(app: ASGIApp) -> ASGIApp:
     The ASGI middleware rather than the FastAPI instrumentor: that one expects
     Starlette's error middleware outermost, where Keel keeps its request log.
     """
-    excluded = get_excluded_urls("ASGI") or parse_excluded_urls(EXCLUDED_URLS)
+    configured = any(
+        os.environ.get(name)
+        for name in ("OTEL_PYTHON_ASGI_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS")
+    )
+    excluded = get_excluded_urls("ASGI") if configured else parse_excluded_urls(EXCLUDED_URLS)
     middleware: ASGIApp = OpenTelemetryMiddleware(
         app,
         excluded_urls=excluded,

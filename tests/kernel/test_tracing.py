@@ -154,3 +154,12 @@ async def test_the_server_span_is_named_after_the_route_template_and_tagged_with
 def _database_system(span: ReadableSpan) -> object:
     attributes = span.attributes or {}
     return attributes.get("db.system.name", attributes.get("db.system"))
+
+
+async def test_probes_and_scrapes_are_not_traced(
+    spans: InMemorySpanExporter, client: httpx.AsyncClient
+) -> None:
+    for path in ("/health", "/metrics"):
+        assert (await client.get(path)).status_code == 200
+
+    assert [s.name for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER] == []
