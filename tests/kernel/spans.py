@@ -1,78 +1,45 @@
-"""Spans recorded in memory, for the tracing tests.
+"""Spans recorded in memory for one test, with the SDK's ``InMemorySpanExporter``.
 
-OpenTelemetry lets a process install its tracer provider once, so the tests
-share one (with the SDK's ``InMemorySpanExporter``) whose sampler records only
-while a test asks (:func:`recording`): the other tests of the run pay for
-non-recording spans at most.
+OpenTelemetry lets a process install its global tracer provider once; the
+tests reset that global afterwards the way OpenTelemetry's own test utilities
+do (``reset_trace_globals``), and detach Keel's unit-of-work tracer, so that
+no test after a tracing one runs with tracing on.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import Any
 
-import pytest
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanKind
-from opentelemetry.util.types import Attributes
+from opentelemetry.util._once import Once
+
+from entrypoints.observability import UNIT_OF_WORK_TRACER
+from service_layer import observers
 
 
-class _Switch(Sampler):
-    """Records every span while ``on``; drops them otherwise."""
-
-    on = False
-
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: Any = None,
-    ) -> SamplingResult:
-        decision = Decision.RECORD_AND_SAMPLE if self.on else Decision.DROP
-        return SamplingResult(decision, attributes if self.on else None)
-
-    def get_description(self) -> str:
-        return "keel-tests"
-
-
-_exporter = InMemorySpanExporter()
-_switch = _Switch()
-_provider: TracerProvider | None = None
-
-
-def _install() -> None:
-    global _provider
-    if _provider is not None:
-        return
-    provider = TracerProvider(sampler=_switch)
-    provider.add_span_processor(SimpleSpanProcessor(_exporter))
-    trace.set_tracer_provider(provider)
-    if trace.get_tracer_provider() is not provider:
-        pytest.skip("another tracer provider is installed in this process")
-    _provider = provider
+def _reset_trace_globals() -> None:
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    trace._TRACER_PROVIDER = None
 
 
 @contextlib.contextmanager
 def recording() -> Iterator[InMemorySpanExporter]:
-    """Record every span made inside the block; yields the exporter holding them."""
-    _install()
-    _exporter.clear()
-    _switch.on = True
+    """Trace (everything, in memory) inside the block; yields the exporter holding the spans."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    _reset_trace_globals()
+    trace.set_tracer_provider(provider)
     try:
-        yield _exporter
+        yield exporter
     finally:
-        _switch.on = False
-        _exporter.clear()
+        observers.detach(UNIT_OF_WORK_TRACER)
+        _reset_trace_globals()
+        provider.shutdown()
 
 
 def named(spans: Sequence[ReadableSpan], name: str) -> list[ReadableSpan]:
