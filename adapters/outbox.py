@@ -15,6 +15,12 @@ decided by the :class:`~adapters.serialization.MessageRegistry`.
 The relay's side of the table — claiming pending rows, marking them — is
 :class:`SqlAlchemyOutboxStore`; :class:`InMemoryOutbox` is both sides at once
 for the in-memory unit of work, with the same semantics (rows appear on commit).
+
+Each row also keeps where the event came from (contract, "v2: correlation"):
+``correlation_id`` and ``causation_id`` from the request or message being
+served (:mod:`service_layer.correlation`; an event raised outside any is its
+own cause), and ``trace_context``, the W3C trace context current at the write,
+so that the relay's publish continues the request's trace.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
+from opentelemetry import propagate
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -38,6 +45,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    case,
     delete,
     func,
     insert,
@@ -53,6 +61,7 @@ from adapters.database import metadata, run_to_completion
 from adapters.serialization import MessageRegistry, OutgoingMessage
 from adapters.unit_of_work import InMemoryUnitOfWork, SqlAlchemyUnitOfWork
 from domain.aggregate import Aggregate, Event
+from service_layer import correlation
 from service_layer.unit_of_work import AbstractUnitOfWork, CommitHook
 
 logger = logging.getLogger(__name__)
@@ -85,6 +94,11 @@ outbox_table = Table(
     Column("published_at", DateTime(timezone=True), nullable=True),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text, nullable=True),
+    # Where the event came from (kernel_0003): the ids of the contract's v2 envelope,
+    # and the trace context the relay's publish continues.
+    Column("correlation_id", String(200), nullable=True),
+    Column("causation_id", String(200), nullable=True),
+    Column("trace_context", JSON, nullable=True),
     # What the relay walks: the oldest pending rows, in id order, with their key
     # (an index-only scan). Partial, so it stays as small as the backlog however
     # long the published history grows.
@@ -119,17 +133,25 @@ class OutboxRecord:
     attempts: int = 0
     published_at: datetime | None = None
     last_error: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    trace_context: dict[str, str] | None = None
+    created_at: datetime | None = None
 
     def as_message(self) -> dict[str, Any]:
-        """The wire form: ``{"message_id", "type", "occurred_at", "payload"}``."""
+        """The wire form: ``{"message_id", "type", "occurred_at", "payload",
+        "correlation_id", "causation_id"}`` (a row older than those columns is its own cause)."""
         occurred_at = self.occurred_at
         if occurred_at.tzinfo is None:  # SQLite hands back naive values; they were UTC
             occurred_at = occurred_at.replace(tzinfo=UTC)
+        message_id = str(self.message_id)
         return {
-            "message_id": str(self.message_id),
+            "message_id": message_id,
             "type": self.type,
             "occurred_at": occurred_at.isoformat(),
             "payload": self.payload,
+            "correlation_id": self.correlation_id or message_id,
+            "causation_id": self.causation_id or message_id,
         }
 
 
@@ -172,6 +194,38 @@ class Doorbell:
         return True
 
 
+@dataclass(frozen=True)
+class StreamBacklog:
+    """What waits in the outbox for one stream: for ``keel outbox status`` and the metrics."""
+
+    stream: str
+    pending: int
+    oldest_created_at: datetime | None
+    failing: int = 0
+    """Pending rows the broker already refused at least once."""
+
+    def oldest_age(self, now: datetime | None = None) -> float:
+        """Seconds the oldest pending row has waited; 0 when none waits."""
+        if self.oldest_created_at is None:
+            return 0.0
+        oldest = self.oldest_created_at
+        if oldest.tzinfo is None:  # SQLite's CURRENT_TIMESTAMP is UTC without a zone
+            oldest = oldest.replace(tzinfo=UTC)
+        return max(0.0, ((now or datetime.now(UTC)) - oldest).total_seconds())
+
+
+def message_context(message_id: UUID) -> dict[str, Any]:
+    """The outbox columns that say where an event written now came from."""
+    context = correlation.current() or correlation.MessageContext.of_message(str(message_id))
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)  # nothing when tracing is off
+    return {
+        "correlation_id": context.correlation_id,
+        "causation_id": context.causation_id,
+        "trace_context": carrier or None,
+    }
+
+
 def _rows(messages: Sequence[OutgoingMessage]) -> list[dict[str, Any]]:
     return [
         {
@@ -181,6 +235,7 @@ def _rows(messages: Sequence[OutgoingMessage]) -> list[dict[str, Any]]:
             "type": message.type,
             "occurred_at": message.occurred_at,
             "payload": message.payload,
+            **message_context(message.message_id),
         }
         for message in messages
     ]
@@ -421,6 +476,28 @@ class SqlAlchemyOutboxStore:
             )
         return int(count or 0)
 
+    async def backlog(self) -> list[StreamBacklog]:
+        """Pending rows per stream: how many, the oldest one's creation time, how many failing."""
+        pending = outbox_table.c.published_at.is_(None)
+        statement = (
+            select(
+                outbox_table.c.stream,
+                func.count(),
+                func.min(outbox_table.c.created_at),
+                func.sum(case((outbox_table.c.attempts > 0, 1), else_=0)),
+            )
+            .where(pending)
+            .group_by(outbox_table.c.stream)
+            .order_by(outbox_table.c.stream)
+        )
+        async with self.engine.connect() as connection:
+            result = await connection.execute(statement)
+            rows = result.all()
+        return [
+            StreamBacklog(stream, int(count), oldest, int(failing or 0))
+            for stream, count, oldest, failing in rows
+        ]
+
     async def purge_published(self, older_than: timedelta, *, batch_size: int = 1000) -> int:
         """Delete rows published longer ago than ``older_than``, a batch per transaction.
 
@@ -501,6 +578,10 @@ def _record(row: Any) -> OutboxRecord:
         attempts=row["attempts"],
         published_at=row["published_at"],
         last_error=row["last_error"],
+        correlation_id=row["correlation_id"],
+        causation_id=row["causation_id"],
+        trace_context=row["trace_context"],
+        created_at=row["created_at"],
     )
 
 
@@ -591,10 +672,11 @@ class InMemoryOutbox:
     def _stage(self, uow: AbstractUnitOfWork, messages: Sequence[OutgoingMessage]) -> None:
         if not isinstance(uow, InMemoryUnitOfWork):
             raise TypeError(f"InMemoryOutbox needs an InMemoryUnitOfWork, got {type(uow).__name__}")
+        contexts = [message_context(message.message_id) for message in messages]
 
         def append() -> None:
             known = {record.message_id for record in self.records}
-            for message in messages:
+            for message, context in zip(messages, contexts, strict=True):
                 if message.message_id in known:  # the table's unique key
                     continue
                 self.records.append(
@@ -606,6 +688,8 @@ class InMemoryOutbox:
                         type=message.type,
                         occurred_at=message.occurred_at,
                         payload=message.payload,
+                        created_at=datetime.now(UTC),
+                        **context,
                     )
                 )
             self.doorbell.ring()
@@ -617,6 +701,21 @@ class InMemoryOutbox:
 
     async def pending_count(self) -> int:
         return len(self.pending())
+
+    async def backlog(self) -> list[StreamBacklog]:
+        """Like :meth:`SqlAlchemyOutboxStore.backlog`."""
+        streams: dict[str, list[OutboxRecord]] = {}
+        for record in self.pending():
+            streams.setdefault(record.stream, []).append(record)
+        return [
+            StreamBacklog(
+                stream,
+                len(records),
+                min((r.created_at for r in records if r.created_at), default=None),
+                sum(1 for r in records if r.attempts > 0),
+            )
+            for stream, records in sorted(streams.items())
+        ]
 
     async def process_batch(self, publish: PublishRecord, *, limit: int = 100) -> BatchOutcome:
         async with self._lock:

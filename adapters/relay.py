@@ -27,6 +27,10 @@ Guarantees (see ``docs/messaging.md`` for the whole picture):
   drops; a writer in the same process rings a :class:`~adapters.outbox.Doorbell`.
   Otherwise the relay polls, backing off from ``idle_min`` to ``idle_max``
   while there is nothing to do.
+- **Observable.** Each publish is a producer span continuing the trace the
+  outbox row kept, whose context goes out in the message's headers
+  (``traceparent``), and counts in ``keel_relay_published_total``. The pass's
+  own SQL is not traced: an idle relay would start a trace per poll.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import asyncpg
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters import metrics, tracing
 from adapters.brokers.base import BrokerUnavailable, Publisher
 from adapters.database import safe_url
 from adapters.outages import is_database_unavailable
@@ -207,10 +212,15 @@ class OutboxRelay:
 
     async def _publish(self, record: OutboxRecord) -> None:
         try:
-            async with asyncio.timeout(self.publish_timeout):
-                await self.publisher.publish(
-                    record.stream, record.as_message(), {"key": record.key, "type": record.type}
-                )
+            with tracing.publishing(
+                record.stream, str(record.message_id), record.trace_context
+            ) as trace_headers:
+                async with asyncio.timeout(self.publish_timeout):
+                    await self.publisher.publish(
+                        record.stream,
+                        record.as_message(),
+                        {"key": record.key, "type": record.type, **trace_headers},
+                    )
         except TimeoutError:
             # A broker that accepts the connection and never answers: every other
             # message would wait as long, so this ends the pass like a refusal.
@@ -218,10 +228,12 @@ class OutboxRelay:
                 f"the broker did not accept a message within {self.publish_timeout} s"
             ) from None
         self.published += 1
+        metrics.count_published(record.stream)
 
     async def publish_pending(self) -> BatchOutcome:
         """One pass: claim up to ``batch_size`` pending rows, publish them, mark them."""
-        return await self.store.process_batch(self._publish, limit=self.batch_size)
+        with tracing.suppress_instrumentation():
+            return await self.store.process_batch(self._publish, limit=self.batch_size)
 
     async def drain(self) -> int:
         """Pass until nothing is pending or a pass publishes nothing; returns the count."""

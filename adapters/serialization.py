@@ -4,6 +4,9 @@ Every message on the wire is one JSON object (contract, section "Messages")::
 
     {"message_id": str, "type": str, "occurred_at": ISO-8601, "payload": {...}}
 
+plus, on events (contract, "v2: correlation") and optionally on commands,
+``correlation_id`` and ``causation_id``: kept by :func:`decode` when present.
+
 A :class:`MessageRegistry` names each command and event class, and for an
 event that other services consume, the stream it goes to and the key that
 orders it. The outbox asks the registry which events to write; the consumer
@@ -32,6 +35,8 @@ M = TypeVar("M", bound=Message)
 KeyFunction: TypeAlias = Callable[[Any], str]
 
 MESSAGE_KEYS = ("message_id", "type", "occurred_at", "payload")
+CONTEXT_KEYS = ("correlation_id", "causation_id")
+"""Optional envelope fields that say which conversation a message belongs to."""
 
 # The dataclass fields that travel in the envelope rather than in the payload.
 _ENVELOPE_FIELDS: dict[type[Any], tuple[str, str]] = {
@@ -55,6 +60,8 @@ class _Envelope(BaseModel):
     type: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     occurred_at: datetime | None = None
     payload: dict[str, Any]
+    correlation_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    causation_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
 
 def _describe(error: ValidationError) -> str:
@@ -86,12 +93,16 @@ def decode(raw: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
     except ValidationError as exc:
         raise MalformedMessage(f"message envelope is invalid: {_describe(exc)}") from None
     occurred_at = envelope.occurred_at or datetime.now(UTC)
-    return {
+    decoded: dict[str, Any] = {
         "message_id": envelope.message_id,
         "type": envelope.type,
         "occurred_at": occurred_at.isoformat(),
         "payload": envelope.payload,
     }
+    for key in CONTEXT_KEYS:
+        if (value := getattr(envelope, key)) is not None:
+            decoded[key] = value
+    return decoded
 
 
 @dataclass(frozen=True)
@@ -176,6 +187,10 @@ class MessageRegistry:
 
     def type_of(self, message: Message) -> MessageType | None:
         return self._by_kind.get(type(message))
+
+    def published_streams(self) -> list[str]:
+        """Every stream some registered event is published to, sorted."""
+        return sorted({entry.stream for entry in self._by_kind.values() if entry.stream})
 
     def is_published(self, event: Event) -> bool:
         entry = self._by_kind.get(type(event))

@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     """How Keel's connections are named in ``pg_stat_activity``, for the operator."""
     retry_attempts: Annotated[int, Field(ge=1, le=100)] = 5
 
+    metrics_enabled: bool = True
+    """Whether Keel serves Prometheus metrics: ``GET /metrics``, and the workers' port."""
+    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """The port ``keel consume`` and ``keel relay`` serve ``/metrics`` on; unset: none."""
+    metrics_host: Annotated[str, Field(min_length=1, max_length=255)] = "127.0.0.1"
+    """The interface of the workers' metrics port (``0.0.0.0`` to be scraped from elsewhere)."""
+    metrics_interval: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    """Seconds between two samples of the outbox backlog and the dead letters (gauges)."""
+
     @field_validator("keel_contexts")
     @classmethod
     def _check_contexts(cls, value: str) -> str:

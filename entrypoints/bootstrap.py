@@ -28,6 +28,7 @@ from adapters.replicas import ReplicaRouter
 from adapters.repository import InMemoryStore
 from adapters.serialization import MessageRegistry
 from adapters.settings import Settings
+from entrypoints import observability
 from entrypoints.context import BoundedContext, load_contexts
 from service_layer import retry
 from service_layer.messagebus import Inbox, MessageBus
@@ -108,6 +109,7 @@ def bootstrap(
         direct_options=settings.direct_engine_options(),
         **settings.engine_options(),
     )
+    observability.install(settings, manager.engine)
     for context in contexts:
         context.start_mappers()
     policy = retry_policy(settings)

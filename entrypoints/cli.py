@@ -4,13 +4,14 @@
 gracefully; start as many of each as the load needs. They need a broker
 other processes can reach (``BROKER_URL``): the in-process one lives inside
 ``keel serve``, which then consumes and relays by itself. The bounded contexts
-in ``KEEL_CONTEXTS`` may add sub-commands of their own.
+in ``KEEL_CONTEXTS`` may add sub-commands of their own. The operator's
+``dead-letters`` and ``outbox`` commands are in ``entrypoints.operations``.
 
 Exit codes: 0 success, 1 the database could not be migrated or the broker
-cannot be reached, 2 bad usage or bad configuration. Failures print one line
-to stderr naming what is wrong — never a traceback, never a password —
-because this is the first thing a newcomer runs and the message is the whole
-of the help they get.
+cannot be reached, 2 bad usage or bad configuration, 3 the dead letter asked
+for does not exist. Failures print one line to stderr naming what is wrong —
+never a traceback, never a password — because this is the first thing a
+newcomer runs and the message is the whole of the help they get.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from adapters.brokers import BrokerUnavailable
 from adapters.database import DatabaseSessionManager, safe_url
 from adapters.migrate import MigrationError, upgrade_to_head
 from adapters.settings import ConfigurationError, Settings, load_settings
-from entrypoints import consumer, relay
+from adapters.tracing import TracingConfigurationError, configure_tracing
+from entrypoints import consumer, operations, relay
 from entrypoints.bootstrap import bootstrap, make_broker
 from entrypoints.context import BoundedContext, CliCommand, ContextLoadError, load_contexts
 from entrypoints.http.logging import logging_config
@@ -101,6 +103,7 @@ def _parser(contexts: Sequence[BoundedContext[Any]]) -> argparse.ArgumentParser:
     new.add_argument(
         "--root", type=Path, default=Path.cwd(), help="project folder (default: current)"
     )
+    operations.add_parsers(commands)
     for context in contexts:
         for extra in context.cli:
             sub = commands.add_parser(extra.name, help=f"[{context.name}] {extra.help}")
@@ -242,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         contexts = load_contexts(settings.context_names)
-    except (ConfigurationError, ContextLoadError) as exc:
+        configure_tracing()
+    except (ConfigurationError, ContextLoadError, TracingConfigurationError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     parser = _parser(contexts)
     try:
@@ -269,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     if args.command == "revision":
         return _revision(settings, contexts, args)
+    if args.command in operations.COMMANDS:
+        return operations.run(args, settings, contexts)
     if args.command in WORKERS and settings.broker_url is None:
         return _fail(
             f"{args.command} needs BROKER_URL (redis://...); without it the broker is "

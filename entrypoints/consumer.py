@@ -20,6 +20,7 @@ import logging
 from adapters.database import DatabaseSessionManager
 from adapters.settings import Settings
 from entrypoints.bootstrap import Container, bootstrap
+from entrypoints.observability import observing
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ async def consume(settings: Settings, stop: asyncio.Event) -> None:
         if not streams:
             logger.warning("no running context subscribes to a stream; nothing to consume")
         await container.broker.ping()  # a clear failure beats a process that does nothing
-        async with container.broker:
+        async with container.broker, observing(container, serve_port=True):
             logger.info("consuming", extra={"streams": streams})
             await stop.wait()
             logger.info("stopping: finishing the message in hand")

@@ -22,6 +22,7 @@ from adapters.database import DatabaseSessionManager
 from adapters.relay import OutboxRelay
 from adapters.settings import Settings
 from entrypoints.bootstrap import bootstrap
+from entrypoints.observability import observing
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,11 @@ async def relay(settings: Settings, stop: asyncio.Event) -> None:
     container = bootstrap(settings, manager=manager)
     try:
         await container.broker.ping()  # a clear failure beats a process that does nothing
-        async with container.broker, relaying(container.relay):
+        async with (
+            container.broker,
+            relaying(container.relay),
+            observing(container, serve_port=True),
+        ):
             logger.info("relaying the outbox")
             await stop.wait()
             logger.info("stopping: the pass in progress stays pending")

@@ -37,6 +37,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from domain.aggregate import Event
 from domain.messages import Command, Message, message_id_of
+from service_layer import correlation
 from service_layer.retry import RetryPolicy, retrying
 from service_layer.unit_of_work import AbstractUnitOfWork
 
@@ -228,12 +229,16 @@ class MessageBus(Generic[UowT]):
         uow = self.uow_factory()
         if once:
             await self._guard(uow, message_id_of(command), handler.name)
-        try:
-            result = await handler(command, uow)
-        except Exception:
+        # Served outside any request or delivery (a script, a test): the command starts
+        # its own conversation. Inside one, the entrypoint has already said what caused it.
+        context = correlation.current() or correlation.MessageContext.of_message(command.message_id)
+        with correlation.caused_by(context):
+            try:
+                result = await handler(command, uow)
+            except Exception:
+                await self._dispatch(uow.collect_committed_events())
+                raise
             await self._dispatch(uow.collect_committed_events())
-            raise
-        await self._dispatch(uow.collect_committed_events())
         return result
 
     async def _guard(self, uow: AbstractUnitOfWork, message_id: str, handler: str) -> None:
@@ -276,7 +281,16 @@ class MessageBus(Generic[UowT]):
             await handler(event, uow)
 
         try:
-            await retrying(attempt, self.event_retry)
+            # The events this handler raises were caused by the event it handles.
+            event_id = str(event.event_id)
+            current = correlation.current()
+            context = (
+                current.caused_by(event_id)
+                if current is not None
+                else correlation.MessageContext.of_message(event_id)
+            )
+            with correlation.caused_by(context):
+                await retrying(attempt, self.event_retry)
         except DuplicateMessage:
             logger.info(
                 "event already handled; skipped",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 from domain.errors import ConcurrencyError
+from service_layer import observers
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ async def retrying(operation: Callable[[], Awaitable[R]], policy: RetryPolicy | 
             if not is_retryable(exc) or attempt == policy.attempts:
                 raise
             pause = policy.delay(attempt)
+            observers.retrying(attempt, exc)
             logger.warning(
                 "retrying after a conflict",
                 extra={

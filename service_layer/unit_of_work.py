@@ -33,6 +33,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar, overload
 from uuid import UUID
 
 from domain.aggregate import Aggregate, Event
+from service_layer import observers
 from service_layer.repository import Repository
 
 logger = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ class AbstractUnitOfWork(abc.ABC):
         self.hooks: list[CommitHook] = []
         self._committed_events: list[Event] = []
         self._recorded: set[UUID] = set()
+        self._observed: list[tuple[observers.UnitOfWorkObserver, object]] = []
 
     # -- the transaction ---------------------------------------------------------------
 
@@ -141,6 +143,7 @@ class AbstractUnitOfWork(abc.ABC):
         self._callbacks = []
         self._recorded = set()
         await self._begin()
+        self._observed = observers.entered(self)
         return self
 
     async def __aexit__(
@@ -149,15 +152,22 @@ class AbstractUnitOfWork(abc.ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        error = exc
         try:
-            # Always: work staged after a commit must not survive the block
-            # either. Rolling back with nothing pending costs no round trip.
-            await self._discard()
+            try:
+                # Always: work staged after a commit must not survive the block
+                # either. Rolling back with nothing pending costs no round trip.
+                await self._discard()
+            finally:
+                self._state = BlockState.CLOSED
+                await self._close()
+            if exc is not None and (translated := self.translate_error(exc)) is not None:
+                raise translated from exc
+        except BaseException as failure:
+            error = failure
+            raise
         finally:
-            self._state = BlockState.CLOSED
-            await self._close()
-        if exc is not None and (translated := self.translate_error(exc)) is not None:
-            raise translated from exc
+            observers.exited(self, self._observed, error)
 
     async def commit(self) -> None:
         """Make the work durable, then run the ``on_commit`` callbacks.
@@ -178,6 +188,7 @@ class AbstractUnitOfWork(abc.ABC):
             raise
         self._recorded.update(event.event_id for _, event in raised)
         self._committed_events.extend(event for _, event in raised)
+        observers.committed(self)
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             await self._run_callback(callback)

@@ -40,6 +40,7 @@ The ``memory`` parameters carry the ``unit`` mark and the database ones the
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 from uuid import uuid4
@@ -54,6 +55,17 @@ from adapters.repository import InMemoryStore
 from tests.faults.harness import LeakCheck
 from tests.support import postgres
 from tests.support.databases import Backend, SqlDatabase, SyncSqlDatabase
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """Undo what a test's ``keel`` run did to the root logger (its JSON handler would
+    keep writing to that test's captured, closed stderr in every later test)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

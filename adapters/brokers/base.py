@@ -20,21 +20,31 @@ the in-process broker and Redis Streams behave the same to a handler:
 
 Stream names are logical (``orders.events``); an adapter adds its
 ``prefix`` (``STREAM_PREFIX``) on the wire.
+
+Every delivery runs in a consumer span continuing the trace of its headers,
+and in the message's correlation context (``service_layer.correlation``: its
+``correlation_id``, else its id; caused by its id), so the events it causes
+and its log lines carry both ids.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self
 
+from opentelemetry import trace
+
+from adapters import metrics, tracing
 from adapters.outages import is_database_unavailable
 from adapters.serialization import MalformedMessage, decode
+from service_layer import correlation
 
 logger = logging.getLogger(__name__)
 
@@ -103,15 +113,20 @@ class DeadLetter:
     raw: str
     reason: str
     attempts: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """The original delivery's headers (trace context...), given back on a replay."""
 
     def fields(self) -> dict[str, str]:
         """The entry as flat text fields; ``data`` keeps the original message unchanged."""
-        return {
+        fields = {
             "data": self.raw,
             "reason": self.reason,
             "stream": self.stream,
             "attempts": str(self.attempts),
         }
+        if self.headers:
+            fields["headers"] = json.dumps(dict(self.headers))
+        return fields
 
 
 class Broker(abc.ABC):
@@ -119,6 +134,9 @@ class Broker(abc.ABC):
 
     Use it as an async context manager, or call ``start``/``stop``.
     """
+
+    messaging_system: ClassVar[str] = "keel"
+    """The ``messaging.system`` of this broker's consumer spans."""
 
     def __init__(self, *, prefix: str = "", max_deliveries: int = DEFAULT_MAX_DELIVERIES) -> None:
         if max_deliveries < 1:
@@ -183,13 +201,22 @@ class Broker(abc.ABC):
     ) -> None:
         await self.stop()
 
-    async def dead_letter(self, stream: str, raw: str, reason: str, *, attempts: int = 1) -> None:
+    async def dead_letter(
+        self,
+        stream: str,
+        raw: str,
+        reason: str,
+        *,
+        attempts: int = 1,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         """Send a message that cannot be handled to ``<stream>.dead``, with the reason."""
         logger.error(
             "message sent to the dead-letter stream",
             extra={"stream": stream, "reason": reason, "attempts": attempts},
         )
-        await self._publish_dead(DeadLetter(stream, raw, reason, attempts))
+        await self._publish_dead(DeadLetter(stream, raw, reason, attempts, dict(headers or {})))
+        metrics.count_message(stream, "dead")
 
     async def deliver(
         self,
@@ -208,19 +235,33 @@ class Broker(abc.ABC):
         its id, the outcome and how long it took.
         """
         started = time.perf_counter()
-        outcome = await self._deliver(
-            handler, stream=stream, raw=raw, headers=headers, attempt=attempt, ack=ack, nack=nack
-        )
-        logger.info(
-            "message handled",
-            extra={
-                "stream": stream,
-                "message_id": outcome.message_id,
-                "attempt": attempt,
-                "outcome": outcome.name,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
+        with (
+            correlation.caused_by(None),
+            tracing.consuming(stream, self.messaging_system, headers) as span,
+        ):
+            outcome = await self._deliver(
+                handler,
+                stream=stream,
+                raw=raw,
+                headers=headers,
+                attempt=attempt,
+                ack=ack,
+                nack=nack,
+            )
+            span.set_attribute("keel.outcome", outcome.name)
+            context = correlation.current()
+            logger.info(
+                "message handled",
+                extra={
+                    "stream": stream,
+                    "message_id": outcome.message_id,
+                    "attempt": attempt,
+                    "outcome": outcome.name,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "correlation_id": context.correlation_id if context else None,
+                    "causation_id": context.causation_id if context else None,
+                },
+            )
 
     async def _deliver(
         self,
@@ -240,14 +281,21 @@ class Broker(abc.ABC):
         try:
             message = decode(raw)
         except MalformedMessage as exc:
-            await self.dead_letter(stream, raw, str(exc), attempts=attempt)
+            await self.dead_letter(stream, raw, str(exc), attempts=attempt, headers=headers)
             await ack()
             return _Outcome("dead_lettered")
+        # What the handler's events and log lines carry (contract, "v2: correlation").
+        correlation.use(
+            correlation.MessageContext.of_message(
+                message["message_id"], message.get("correlation_id")
+            )
+        )
+        trace.get_current_span().set_attribute("messaging.message.id", message["message_id"])
         delivery = Delivery(stream, message, raw, dict(headers), attempt)
         try:
             await handler(delivery)
         except MalformedMessage as exc:
-            await self.dead_letter(stream, raw, str(exc), attempts=attempt)
+            await self.dead_letter(stream, raw, str(exc), attempts=attempt, headers=headers)
             await ack()
             return _Outcome("dead_lettered", message["message_id"])
         except Exception as exc:
@@ -258,7 +306,11 @@ class Broker(abc.ABC):
                 return _Outcome("database_unavailable", message["message_id"])
             elif attempt >= self.max_deliveries:
                 await self.dead_letter(
-                    stream, raw, f"failed {attempt} times, last: {reason}", attempts=attempt
+                    stream,
+                    raw,
+                    f"failed {attempt} times, last: {reason}",
+                    attempts=attempt,
+                    headers=headers,
                 )
                 await ack()
                 return _Outcome("dead_lettered", message["message_id"])

@@ -9,6 +9,10 @@ effect. A command refused by a domain rule is final — running it again would
 give the same answer — so it is acknowledged too, after ``on_rejected``
 (e.g. to publish a rejection through the outbox). Any other error leaves the
 message unacknowledged, to be delivered again.
+
+Each outcome counts in ``keel_messages_total``: ``applied``, ``duplicate``
+(a redelivery absorbed by the inbox) or ``rejected``; the broker counts
+``dead`` itself.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from adapters import metrics
 from adapters.brokers.base import Delivery, DeliveryHandler
 from adapters.serialization import MessageRegistry
 from domain.errors import DomainError
@@ -38,12 +43,14 @@ def deliver_to_bus(
 
     async def handle(delivery: Delivery) -> None:
         message = registry.from_message(delivery.message)
+        outcome = "applied"
         try:
             try:
                 await bus.handle(message, once=True)
             except DomainError as exc:
                 if not isinstance(message, Command):
                     raise
+                outcome = "rejected"
                 logger.info(
                     "command refused by a domain rule",
                     extra={"message_id": message.message_id, "code": exc.code},
@@ -52,9 +59,11 @@ def deliver_to_bus(
                     await on_rejected(message, exc)
         except DuplicateMessage:
             # Also from on_rejected, when it records the refusal in the inbox.
+            outcome = "duplicate"
             logger.info(
                 "message already applied; acknowledged without effect",
                 extra={"message_id": delivery.message["message_id"], "stream": delivery.stream},
             )
+        metrics.count_message(delivery.stream, outcome)
 
     return handle

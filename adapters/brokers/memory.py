@@ -27,6 +27,7 @@ from adapters.brokers.base import (
     DeliveryHandler,
     dead_letter_stream,
 )
+from adapters.dead_letters import DeadLetterEntry, DeadLetterNotFound
 from adapters.serialization import encode
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,9 @@ class InProcessBroker(Broker):
     ``published`` keeps the messages published per wire stream name, and
     ``dead`` every dead letter, for inspection: all of them by default (tests),
     the last ``history`` per stream when given — a long-running service must
-    not keep every event it ever sent.
+    not keep every event it ever sent. Its dead letters can be listed and
+    replayed (:class:`~adapters.dead_letters.DeadLetterBox`), from this process
+    only; ``audit`` keeps the replays' audit records.
     """
 
     def __init__(
@@ -69,6 +72,9 @@ class InProcessBroker(Broker):
         self.history = history
         self.published: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self.dead: defaultdict[str, list[DeadLetter]] = defaultdict(list)
+        self._dead_ids: defaultdict[str, list[str]] = defaultdict(list)
+        self._dead_sequence = 0
+        self.audit: list[dict[str, str]] = []
         self._queues: dict[tuple[str, str], asyncio.Queue[_Entry]] = {}
         self._subscriptions: list[_Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -79,8 +85,9 @@ class InProcessBroker(Broker):
     ) -> None:
         # Through JSON text, as on a real broker: a value that is not JSON fails
         # here, and consumers never share an object with the publisher.
-        raw = encode(message)
-        name = self.wire_name(stream)
+        self._append(self.wire_name(stream), encode(message), headers)
+
+    def _append(self, name: str, raw: str, headers: Mapping[str, str] | None) -> None:
         kept = self.published[name]
         kept.append(json.loads(raw))
         if self.history is not None and len(kept) > self.history:
@@ -131,7 +138,52 @@ class InProcessBroker(Broker):
             await asyncio.sleep(self.redelivery_delay)
 
     async def _publish_dead(self, letter: DeadLetter) -> None:
-        self.dead[self.wire_name(dead_letter_stream(letter.stream))].append(letter)
+        name = self.wire_name(dead_letter_stream(letter.stream))
+        self._dead_sequence += 1
+        self.dead[name].append(letter)
+        self._dead_ids[name].append(str(self._dead_sequence))
+
+    # -- dead letters (adapters.dead_letters.DeadLetterBox) ------------------------------
+
+    def _dead_entries(self, stream: str) -> list[DeadLetterEntry]:
+        name = self.wire_name(dead_letter_stream(stream))
+        return [
+            DeadLetterEntry(
+                id=entry_id,
+                stream=letter.stream,
+                raw=letter.raw,
+                reason=letter.reason,
+                attempts=letter.attempts,
+                fields=letter.fields(),
+            )
+            for entry_id, letter in zip(self._dead_ids[name], self.dead[name], strict=False)
+        ]
+
+    async def dead_letters(self, stream: str, *, limit: int = 100) -> list[DeadLetterEntry]:
+        return self._dead_entries(stream)[:limit]
+
+    async def dead_letter_count(self, stream: str) -> int:
+        return len(self.dead[self.wire_name(dead_letter_stream(stream))])
+
+    async def get_dead_letter(self, stream: str, entry_id: str) -> DeadLetterEntry:
+        for entry in self._dead_entries(stream):
+            if entry.id == entry_id:
+                return entry
+        raise DeadLetterNotFound(f"no dead letter {entry_id!r} in {dead_letter_stream(stream)}")
+
+    async def replay_dead_letter(
+        self, stream: str, entry_id: str, audit: dict[str, str]
+    ) -> tuple[DeadLetterEntry, str]:
+        entry = await self.get_dead_letter(stream, entry_id)
+        name = self.wire_name(dead_letter_stream(stream))
+        index = self._dead_ids[name].index(entry_id)
+        letter = self.dead[name].pop(index)
+        del self._dead_ids[name][index]
+        self._append(self.wire_name(stream), letter.raw, letter.headers)
+        self._dead_sequence += 1
+        new_id = f"replay-{self._dead_sequence}"
+        self.audit.append({**audit, "new_id": new_id})
+        return entry, new_id
 
     async def _consume(self, subscription: _Subscription, queue: asyncio.Queue[_Entry]) -> None:
         while True:

@@ -34,9 +34,10 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 from uuid import uuid4
 
@@ -57,6 +58,7 @@ from adapters.brokers.base import (
     dead_letter_stream,
 )
 from adapters.database import safe_url
+from adapters.dead_letters import DeadLetterEntry, DeadLetterNotFound
 from adapters.serialization import encode
 
 logger = logging.getLogger(__name__)
@@ -92,6 +94,14 @@ async def _parse_entry(
     return await original({**message, "data": {}, ENTRY_FIELDS: message["data"]})
 
 
+AUDIT_STREAM = "keel.audit"
+"""Where replays of dead letters leave their audit record (behind ``STREAM_PREFIX``)."""
+AUDIT_MAXLEN = 100_000
+RawEntries = list[tuple[bytes, dict[bytes, bytes]]]
+"""What ``XRANGE`` answers; redis-py types it loosely."""
+_ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")
+
+
 async def _create_group(client: Redis, name: str, group: str) -> None:
     """``XGROUP CREATE <name> <group> 0 MKSTREAM``; a group that exists is left as it is."""
     try:
@@ -116,6 +126,8 @@ class RedisStreamsBroker(Broker):
     its handler failed) is claimed again by a live consumer of the group;
     that is the redelivery delay too.
     """
+
+    messaging_system = "redis"
 
     def __init__(
         self,
@@ -260,6 +272,60 @@ class RedisStreamsBroker(Broker):
             self.wire_name(dead_letter_stream(letter.stream)),
             letter.fields(),  # type: ignore[arg-type]
         )
+
+    # -- dead letters (adapters.dead_letters.DeadLetterBox) ------------------------------
+
+    def _dead_entry(
+        self, stream: str, entry_id: bytes, raw: Mapping[bytes, bytes]
+    ) -> DeadLetterEntry:
+        fields = {_text(key) or "": _text(value) or "" for key, value in raw.items()}
+        attempts = fields.get("attempts", "")
+        return DeadLetterEntry(
+            id=_text(entry_id) or "",
+            stream=stream,
+            raw=fields.get("data", ""),
+            reason=fields.get("reason", ""),
+            attempts=int(attempts) if attempts.isdigit() else 0,
+            fields=fields,
+        )
+
+    async def dead_letters(self, stream: str, *, limit: int = 100) -> list[DeadLetterEntry]:
+        name = self.wire_name(dead_letter_stream(stream))
+        entries = cast(RawEntries, await self.client.xrange(name, count=limit))
+        return [self._dead_entry(stream, entry_id, fields) for entry_id, fields in entries]
+
+    async def dead_letter_count(self, stream: str) -> int:
+        return int(await self.client.xlen(self.wire_name(dead_letter_stream(stream))))
+
+    async def get_dead_letter(self, stream: str, entry_id: str) -> DeadLetterEntry:
+        name = self.wire_name(dead_letter_stream(stream))
+        entries = (
+            cast(RawEntries, await self.client.xrange(name, min=entry_id, max=entry_id))
+            if _ENTRY_ID.fullmatch(entry_id)
+            else []
+        )
+        if not entries:
+            raise DeadLetterNotFound(f"no dead letter {entry_id!r} in {name}")
+        return self._dead_entry(stream, *entries[0])
+
+    async def replay_dead_letter(
+        self, stream: str, entry_id: str, audit: dict[str, str]
+    ) -> tuple[DeadLetterEntry, str]:
+        """Append the original entry to ``stream``, the audit record, and delete the dead
+        letter, in one MULTI/EXEC: all three happen or none does."""
+        entry = await self.get_dead_letter(stream, entry_id)
+        dead_name = self.wire_name(dead_letter_stream(stream))
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.wire_name(stream), entry.replay_fields())  # type: ignore[arg-type]
+            pipe.xadd(
+                self.wire_name(AUDIT_STREAM),
+                {**audit, "message_id": entry.message_id or ""},  # type: ignore[dict-item]
+                maxlen=AUDIT_MAXLEN,
+                approximate=True,
+            )
+            pipe.xdel(dead_name, entry_id)
+            new_id, _audit_id, _deleted = await pipe.execute()
+        return entry, _text(new_id) or ""
 
     def subscribe(
         self,

@@ -6,6 +6,10 @@ shutdown. The routers are those of the contexts ``KEEL_CONTEXTS`` names (or of
 the given container's contexts), beside the kernel's probes and docs. A test
 (or an embedding application) that already has a container passes it in and
 keeps ownership of it: the app then neither bootstraps nor closes anything.
+
+Observability (``docs/operations.md``): ``GET /metrics`` and the request
+histogram unless ``METRICS_ENABLED=false``; a server span per request when
+the ``OTEL_*`` variables configured tracing.
 """
 
 from __future__ import annotations
@@ -19,15 +23,17 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
+from adapters import tracing
 from adapters.settings import Settings, load_settings
 from entrypoints.bootstrap import Container, bootstrap
 from entrypoints.context import BoundedContext, load_contexts
-from entrypoints.http import health_routes
+from entrypoints.http import health_routes, observability
 from entrypoints.http.docs import install_docs
 from entrypoints.http.limits import BodySizeLimit
 from entrypoints.http.logging import RequestLogMiddleware
 from entrypoints.http.problems import problem_handlers
 from entrypoints.messaging import serving_messages
+from entrypoints.observability import observing
 
 MAX_BODY_BYTES = 64 * 1024
 """The largest request body read; a context's requests are expected to be far smaller."""
@@ -39,10 +45,18 @@ document with a stable `code`.
 
 
 class _LoggedApp(FastAPI):
+    record_metrics = True
+
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's ServerErrorMiddleware, which add_middleware cannot
         # reach: so even its last-resort 500 is logged and carries X-Request-ID.
-        return RequestLogMiddleware(super().build_middleware_stack())
+        # The metrics see the route routing matched; the server span, when
+        # tracing is on, covers the whole request, its log line included.
+        app = observability.RequestMetricsMiddleware(
+            super().build_middleware_stack(), record=self.record_metrics
+        )
+        logged: ASGIApp = RequestLogMiddleware(app)
+        return tracing.http_middleware(logged) if tracing.active() else logged
 
 
 def create_app(
@@ -71,8 +85,9 @@ def create_app(
             async with contextlib.AsyncExitStack() as running:
                 if owned.replicas is not None:
                     await running.enter_async_context(owned.replicas)
-                # the relay, and the embedded consumer
+                # The relay and the embedded consumer; the gauges' sampler.
                 await running.enter_async_context(serving_messages(owned))
+                await running.enter_async_context(observing(owned))
                 yield
         finally:
             await owned.session_manager.close()
@@ -90,6 +105,9 @@ def create_app(
         exception_handlers=problem_handlers(),
     )
     app.add_middleware(BodySizeLimit, max_body_size=MAX_BODY_BYTES)
+    app.record_metrics = settings.metrics_enabled
+    if settings.metrics_enabled:
+        app.include_router(observability.router)
     if container is not None:
         app.state.container = container
     app.include_router(health_routes.router)

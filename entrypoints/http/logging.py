@@ -6,7 +6,9 @@ the ``X-Request-ID`` response header, and logs one ``keel.access`` line when
 the request ends: id, method, path, status, outcome and duration in
 milliseconds. While the request runs, the id is in :data:`request_id`, and
 :class:`RequestIdFilter` stamps it on every other record logged meanwhile (a
-retry, a 503), so one request's lines can be found together.
+retry, a 503), so one request's lines can be found together. It also
+stamps the correlation and causation ids being served (the request's id, or
+a consumed message's ids) and, when tracing is on, the trace and span ids.
 
 :class:`JsonFormatter` writes each record as one JSON line with the fields
 passed through ``extra=`` kept as they are. It is hand-written rather than
@@ -34,6 +36,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from adapters import tracing
+from service_layer import correlation
 
 REQUEST_ID_HEADER = "X-Request-ID"
 ACCESS_LOGGER = "keel.access"
@@ -103,13 +108,19 @@ class JsonFormatter(logging.Formatter):
 
 
 class RequestIdFilter(logging.Filter):
-    """Stamps the current request's id on every record that passes a handler."""
+    """Stamps the current request's id, correlation ids and trace ids on every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             current = request_id.get()
             if current is not None:
                 record.request_id = current
+        context = correlation.current()
+        if context is not None and getattr(record, "correlation_id", None) is None:
+            record.correlation_id = context.correlation_id
+            record.causation_id = context.causation_id
+        if not hasattr(record, "trace_id") and (ids := tracing.current_ids()) is not None:
+            record.trace_id, record.span_id = ids
         return True
 
 
@@ -159,7 +170,9 @@ class RequestLogMiddleware:
         started = time.perf_counter()
         outcome: str | None = None
         try:
-            await self.app(scope, receive, send_with_id)
+            # Events this request causes carry its id (contract, "v2: correlation").
+            with correlation.caused_by(correlation.MessageContext(rid, rid)):
+                await self.app(scope, receive, send_with_id)
         except BaseException as exc:
             outcome = "failed" if isinstance(exc, Exception) else "cancelled"
             raise

@@ -86,3 +86,21 @@ def test_postgres_pool_settings_reach_the_engine_options(
         "timeout": 5.0,
         "server_settings": {"application_name": "keel", "statement_timeout": "15000"},
     }
+
+
+def test_a_metrics_port_out_of_range_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METRICS_PORT", "70000")
+
+    with pytest.raises(ConfigurationError, match="METRICS_PORT"):
+        load_settings()
+
+
+def test_metrics_are_on_and_the_workers_serve_no_port_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("METRICS_ENABLED", "METRICS_PORT"):
+        monkeypatch.delenv(name, raising=False)
+
+    settings = load_settings()
+
+    assert (settings.metrics_enabled, settings.metrics_port) == (True, None)

@@ -1,0 +1,39 @@
+"""Tracing is configured by the standard ``OTEL_*`` variables, and a wrong one is named at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters import tracing
+from entrypoints.cli import EXIT_USAGE, main
+
+pytestmark = pytest.mark.unit
+
+
+def test_without_otel_traces_exporter_no_exporter_is_configured() -> None:
+    assert tracing.exporter_names({}) == []
+    assert tracing.exporter_names({"OTEL_TRACES_EXPORTER": "none"}) == []
+
+
+def test_otel_traces_exporter_may_name_several_exporters() -> None:
+    assert tracing.exporter_names({"OTEL_TRACES_EXPORTER": "console, otlp"}) == [
+        "console",
+        "otlp",
+    ]
+
+
+def test_an_exporter_no_installed_package_provides_stops_keel_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "zipkin-by-carrier-pigeon")
+
+    code = main(["migrate"])
+
+    assert code == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert error.startswith("keel: OTEL_TRACES_EXPORTER names 'zipkin-by-carrier-pigeon'")
+    assert "console" in error  # what is installed
+    assert error.count("\n") == 1
