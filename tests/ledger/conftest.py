@@ -24,8 +24,11 @@ from adapters.ledger.orm import start_mappers
 from adapters.ledger.unit_of_work import InMemoryLedgerUnitOfWork, SqlAlchemyLedgerUnitOfWork
 from adapters.migrate import upgrade_to_head_async
 from adapters.repository import InMemoryStore
+from adapters.settings import Settings
 from tests.ledger.wiring import LEDGER_MIGRATIONS
+from tests.scaling.conftest import unavailable
 from tests.support import postgres
+from tests.support.pgbouncer import find_binary, running_pgbouncer
 
 # Mapping is the composition root's job (bootstrap starts every context's
 # mappers once); these tests build units of work by hand, so they do it here.
@@ -88,6 +91,37 @@ def sql_uow_factory(request: pytest.FixtureRequest) -> SqlUowFactory:
     return lambda: SqlAlchemyLedgerUnitOfWork(manager.session_factory)
 
 
-@pytest.fixture
-def postgres_uow_factory(ledger_postgres: DatabaseSessionManager) -> SqlUowFactory:
-    return lambda: SqlAlchemyLedgerUnitOfWork(ledger_postgres.session_factory)
+@pytest.fixture(scope="session")
+async def ledger_pgbouncer(
+    postgres_admin_dsn: str, ledger_postgres: DatabaseSessionManager
+) -> AsyncIterator[DatabaseSessionManager]:
+    """The same database through a real PgBouncer in transaction mode (four server
+    connections), with the settings ``DB_PGBOUNCER=true`` gives."""
+    if find_binary() is None:
+        unavailable("no pgbouncer binary; run ./scripts/services.sh")
+    database = ledger_postgres.engine.url.database
+    assert database is not None
+    async with running_pgbouncer(postgres_admin_dsn, pool_size=4) as bouncer:
+        url = bouncer.url(database)
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            database_url=url,
+            db_pgbouncer=True,
+            db_pool_size=10,
+            db_max_overflow=10,
+            db_pool_timeout=60,
+        )
+        manager = DatabaseSessionManager()
+        manager.init(url, **settings.engine_options())
+        try:
+            yield manager
+        finally:
+            await manager.close()
+
+
+@pytest.fixture(params=["direct", "pgbouncer"])
+def postgres_uow_factory(request: pytest.FixtureRequest) -> SqlUowFactory:
+    """PostgreSQL, directly and through PgBouncer: the concurrency tests hold on both."""
+    fixture = {"direct": "ledger_postgres", "pgbouncer": "ledger_pgbouncer"}[request.param]
+    manager: DatabaseSessionManager = request.getfixturevalue(fixture)
+    return lambda: SqlAlchemyLedgerUnitOfWork(manager.session_factory)
