@@ -8,7 +8,7 @@ import pytest
 
 from adapters.database import DatabaseSessionManager
 from adapters.settings import Settings
-from domain.errors import ConcurrencyError, DomainError
+from domain.errors import AlreadyExists, ConcurrencyError, DomainError, DuplicateKeyError, ErrorKind
 from entrypoints.bootstrap import bootstrap
 from service_layer.retry import (
     RetryPolicy,
@@ -60,6 +60,55 @@ async def test_attempts_are_bounded_and_the_last_conflict_propagates() -> None:
 
     assert raised.value is last
     assert operation.calls == 3
+
+
+async def test_a_duplicate_key_that_the_retry_resolves_is_no_error() -> None:
+    operation = FlakyOperation(DuplicateKeyError("lost the race on uq_things_name"))
+
+    assert await retrying(operation, NO_PAUSE) == 2
+
+
+async def test_a_duplicate_key_that_comes_back_on_the_retry_is_already_exists_at_once() -> None:
+    operation = FlakyOperation(
+        DuplicateKeyError("first"), DuplicateKeyError("uq_things_name taken"), ConcurrencyError("x")
+    )
+
+    with pytest.raises(AlreadyExists) as raised:
+        await retrying(operation, RetryPolicy(attempts=5, base_delay=0, max_delay=0))
+
+    assert operation.calls == 2
+    assert (raised.value.kind, raised.value.code) == (ErrorKind.CONFLICT, "already_exists")
+    assert "uq_things_name taken" in raised.value.detail
+    assert isinstance(raised.value.__cause__, DuplicateKeyError)
+
+
+async def test_a_duplicate_key_is_retried_once_even_after_other_conflicts() -> None:
+    operation = FlakyOperation(
+        ConcurrencyError("stale"), DuplicateKeyError("raced"), ConcurrencyError("stale again")
+    )
+
+    assert await retrying(operation, RetryPolicy(attempts=4, base_delay=0, max_delay=0)) == 4
+
+
+async def test_a_second_duplicate_is_already_exists_even_after_other_conflicts() -> None:
+    operation = FlakyOperation(
+        DuplicateKeyError("raced"), ConcurrencyError("stale"), DuplicateKeyError("taken")
+    )
+
+    with pytest.raises(AlreadyExists):
+        await retrying(operation, RetryPolicy(attempts=5, base_delay=0, max_delay=0))
+
+    assert operation.calls == 3
+
+
+async def test_a_duplicate_key_on_the_last_attempt_propagates_as_the_conflict_it_is() -> None:
+    last = DuplicateKeyError("raced on the last attempt")
+    operation = FlakyOperation(ConcurrencyError("stale"), last)
+
+    with pytest.raises(DuplicateKeyError) as raised:
+        await retrying(operation, RetryPolicy(attempts=2, base_delay=0, max_delay=0))
+
+    assert raised.value is last
 
 
 @pytest.mark.parametrize(
