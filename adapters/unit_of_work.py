@@ -32,6 +32,8 @@ from service_layer.unit_of_work import AbstractUnitOfWork
 
 T = TypeVar("T", bound=Aggregate[Any])
 
+SQLITE_UNIQUE_PREFIX = "UNIQUE constraint failed: "
+
 
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     """A unit of work over one ``AsyncSession`` from ``session_factory``."""
@@ -55,17 +57,10 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self._session = self.session_factory()
 
     async def _commit(self) -> None:
-        try:
-            await self.session.commit()
-        except Exception:
-            # A COMMIT refused by a deferred constraint leaves SQLite's
-            # transaction open, and closing the session does not end it: the
-            # pooled connection would carry the refused writes into the next
-            # unit of work. PostgreSQL has already ended it. The commit's error
-            # is the one to report, whatever the rollback runs into.
-            with contextlib.suppress(Exception):
-                await self._rollback()
-            raise
+        # On failure the kernel rolls back (``AbstractUnitOfWork.commit``): a
+        # COMMIT refused by a deferred constraint leaves SQLite's transaction
+        # open, and closing the session would not end it.
+        await self.session.commit()
 
     async def _rollback(self) -> None:
         if self._session is not None:
@@ -107,17 +102,37 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             if sqlstate in RETRYABLE_SQLSTATES:
                 return ConcurrencyError(RETRYABLE_SQLSTATES[sqlstate], sqlstate=sqlstate)
             if is_unique_violation(exc):
+                key = _unique_key_of(exc)
                 return DuplicateKeyError(
-                    "a row with the same unique key was written first", sqlstate=UNIQUE_VIOLATION
+                    f"a row with the same unique key ({key or 'not named by the database'}) "
+                    "was written first",
+                    sqlstate=UNIQUE_VIOLATION,
+                    constraint=key,
                 )
         return None
+
+
+def _unique_key_of(exc: DBAPIError) -> str | None:
+    """The refused key: PostgreSQL's constraint name, or SQLite's list of columns."""
+    candidate: BaseException | None = exc.orig
+    while candidate is not None:
+        name = getattr(candidate, "constraint_name", None)
+        if isinstance(name, str):
+            return name
+        candidate = candidate.__cause__
+    message = str(exc.orig)
+    return message.partition(SQLITE_UNIQUE_PREFIX)[2].strip() or None
 
 
 class InMemoryUnitOfWork(AbstractUnitOfWork):
     """The fake: real unit-of-work semantics over an :class:`InMemoryStore`.
 
-    It counts ``commits`` and ``rollbacks`` for assertions, detects stale
-    versions like the database would, and keeps nothing that was not committed.
+    It detects stale versions and duplicate ids like the database would, keeps
+    nothing that was not committed, and counts for assertions: ``commits``
+    (successful ones), ``rollbacks`` (transactions that ended without a
+    commit: an explicit rollback, a failed commit, a block left with no
+    commit after its last work — whatever was staged), and ``accessed`` (the
+    aggregate type of every repository reached, in order).
     """
 
     def __init__(self, store: InMemoryStore | None = None) -> None:
@@ -125,6 +140,14 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         self.store = store if store is not None else InMemoryStore()
         self.commits = 0
         self.rollbacks = 0
+        self.accessed: list[type[Any]] = []
+        self._open = False
+
+    def repository(self, kind: type[T]) -> Repository[T, Any]:
+        self.accessed.append(kind)
+        found = super().repository(kind)
+        self._open = True
+        return found
 
     def _make_repository(self, kind: type[T]) -> Repository[T, Any]:
         return InMemoryRepository(self.store, kind)
@@ -133,32 +156,30 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         return [r for r in self._repositories.values() if isinstance(r, InMemoryRepository)]
 
     async def _begin(self) -> None:
-        pass
+        self._open = True
 
     async def _commit(self) -> None:
-        duplicates = [problem for repo in self._fakes() for problem in repo.duplicates()]
         problems = [problem for repo in self._fakes() for problem in repo.conflicts()]
-        if duplicates or problems:
-            await self._rollback()
-            if problems:
-                raise ConcurrencyError("; ".join(problems))
+        if problems:
+            raise ConcurrencyError("; ".join(problems))
+        duplicates = [problem for repo in self._fakes() for problem in repo.duplicates()]
+        if duplicates:
             raise DuplicateKeyError("; ".join(duplicates), sqlstate=UNIQUE_VIOLATION)
         for repo in self._fakes():
             repo.flush()
         self.commits += 1
+        self._open = False
 
     @property
     def committed(self) -> bool:
         return self.commits > 0
 
     async def _rollback(self) -> None:
-        if not any(repo.has_pending() for repo in self._fakes()):
-            return
-        for kind, repo in list(self._repositories.items()):
-            self._repositories[kind] = InMemoryRepository(self.store, kind)
-            # Keep event collection working for aggregates already handed out.
-            self._repositories[kind].seen.extend(repo.seen)
-        self.rollbacks += 1
+        # The staged work lives in the repositories, which the kernel drops
+        # (or the next block replaces); here the rollback is only counted.
+        if self._open:
+            self.rollbacks += 1
+        self._open = False
 
     async def _close(self) -> None:
         pass

@@ -1,10 +1,14 @@
-"""Small steps the contract tests share: store things, read them back in a new unit of work."""
+"""Small steps the contract tests share: store things, read them back, fail a savepoint."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from uuid import UUID
 
+import pytest
+
+from service_layer.unit_of_work import AbstractUnitOfWork
 from tests.kernel.things import Thing
 from tests.kernel.things_uow import ThingUnitOfWork
 
@@ -24,3 +28,21 @@ async def load(uow_factory: Callable[[], ThingUnitOfWork], ident: UUID) -> Thing
 async def names(uow_factory: Callable[[], ThingUnitOfWork]) -> set[str]:
     async with uow_factory() as uow:
         return {thing.name for thing in await uow.things.list()}
+
+
+class Boom(Exception):
+    """Raised by a test on purpose."""
+
+
+async def _savepoint_then_raise(uow: AbstractUnitOfWork, work: Callable[[], object]) -> None:
+    async with uow.savepoint():
+        done = work()
+        if inspect.isawaitable(done):
+            await done
+        raise Boom
+
+
+async def in_failing_savepoint(uow: AbstractUnitOfWork, work: Callable[[], object]) -> None:
+    """Run ``work`` (sync or async) in a savepoint of ``uow`` whose body then raises."""
+    with pytest.raises(Boom):
+        await _savepoint_then_raise(uow, work)
