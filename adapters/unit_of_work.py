@@ -135,13 +135,15 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
     aggregate type of every repository reached, in order).
     """
 
+    _open: bool
+    """A transaction is open: begun, or used since its last commit or rollback."""
+
     def __init__(self, store: InMemoryStore | None = None) -> None:
         super().__init__()
         self.store = store if store is not None else InMemoryStore()
         self.commits = 0
         self.rollbacks = 0
         self.accessed: list[type[Any]] = []
-        self._open = False
 
     def repository(self, kind: type[T]) -> Repository[T, Any]:
         self.accessed.append(kind)

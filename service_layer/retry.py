@@ -89,18 +89,19 @@ async def retrying(operation: Callable[[], Awaitable[R]], policy: RetryPolicy | 
     raises :class:`AlreadyExists` (see the module's doc).
     """
     policy = policy or _default
-    duplicate: DuplicateKeyError | None = None
-    for attempt in range(1, policy.attempts + 1):
+    attempt, duplicates = 0, 0
+    while True:
+        attempt += 1
         try:
             return await operation()
         except Exception as exc:
             if isinstance(exc, DuplicateKeyError):
-                if duplicate is not None:
+                duplicates += 1
+                if duplicates > 1:
                     raise AlreadyExists(
                         f"the key is already taken, not by a concurrent write: {exc.detail}"
                     ) from exc
-                duplicate = exc
-            if not is_retryable(exc) or attempt == policy.attempts:
+            if not is_retryable(exc) or attempt >= policy.attempts:
                 raise
             pause = policy.delay(attempt)
             logger.warning(
@@ -113,7 +114,6 @@ async def retrying(operation: Callable[[], Awaitable[R]], policy: RetryPolicy | 
                 },
             )
             await sleep(pause)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def retry_on_conflict(

@@ -106,13 +106,16 @@ class repository(Generic[T, K]):  # noqa: N801 - reads as a declaration, like da
 class AbstractUnitOfWork(abc.ABC):
     """The port every service function depends on."""
 
+    _callbacks: list[CommitCallback]
+    _recorded: set[UUID]
+    """Ids of the events a successful commit of this block kept."""
+
     def __init__(self) -> None:
+        # Per block (set by __aenter__): _callbacks, _recorded, _repositories.
         self._state = _State.NEW
         self._repositories: dict[type[Any], Repository[Any, Any]] = {}
-        self._callbacks: list[CommitCallback] = []
         self.hooks: list[CommitHook] = []
         self._committed_events: list[Event] = []
-        self._recorded: set[UUID] = set()
         self.conflicts = 0
         """Commits (and blocks) refused as a lost race: each ``ConcurrencyError`` raised.
 
