@@ -154,3 +154,25 @@ def test_a_repository_declaration_remembers_its_type_key_and_attribute() -> None
 
     declaration = Declared.gadgets
     assert (declaration.kind, declaration.key, declaration.name) == (Thing, UUID, "gadgets")
+
+
+async def test_the_caller_of_commit_sees_the_translated_error_inside_the_block() -> None:
+    uow = TranslatingUnitOfWork()
+    uow.hooks.append(FailingHook(DriverRace("deadlock")))
+
+    async with uow:
+        with pytest.raises(ConcurrencyError, match="translated: deadlock"):
+            await uow.commit()
+
+    assert uow.conflicts == 1
+
+
+async def test_every_lost_race_of_a_unit_of_work_is_counted() -> None:
+    uow = TranslatingUnitOfWork()
+
+    for attempt in range(2):
+        with pytest.raises(ConcurrencyError):
+            async with uow:
+                raise DriverRace(f"lost race {attempt}")
+
+    assert uow.conflicts == 2

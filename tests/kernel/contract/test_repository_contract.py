@@ -173,3 +173,17 @@ async def test_an_aggregate_changed_then_removed_is_gone_after_commit(
         await uow.commit()
 
     assert await names(uow_factory) == set()
+
+
+async def test_removing_an_aggregate_twice_removes_it_once(uow_factory: UowFactory) -> None:
+    kept, removed = ThingFactory.build(name="kept"), ThingFactory.build(name="removed")
+    await store(uow_factory, kept, removed)
+
+    async with uow_factory() as uow:
+        found = await uow.things.get(removed.id)
+        assert found is not None
+        await uow.things.remove(found)
+        await uow.things.remove(found)
+        await uow.commit()
+
+    assert await names(uow_factory) == {"kept"}
