@@ -2,7 +2,7 @@
 # each sets up everything it needs on a fresh machine.
 UV := ./scripts/uv.sh
 
-.PHONY: run test test-unit lint bench
+.PHONY: run test test-unit lint bench mutate
 
 run:  ## start the service on the embedded default (SQLite file ./keel.db, in-process broker); ARGS="--port 8001"
 	$(UV) run keel serve $(ARGS)
@@ -28,3 +28,8 @@ bench:  ## performance ratios against hand-written SQLAlchemy and raw asyncpg
 			[ -f $$module ] && $(UV) run python -m $$(echo $${module%.py} | tr / .) || true; \
 		done; \
 	done
+
+mutate:  ## mutation testing (mutmut) of the kernel's in-memory paths and the ledger's aggregates against the unit tests; not part of `make test`. MUTANTS="service_layer.retry*" runs some only
+	rm -rf mutants
+	$(UV) run mutmut run --max-children 2 $(MUTANTS) > mutmut.log 2>&1 || (tail -40 mutmut.log; exit 1)
+	$(UV) run python scripts/mutation_report.py

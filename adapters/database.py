@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import Annotated, Any, TypeVar
 
@@ -32,6 +33,8 @@ SUPPORTED_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
 
 _T = TypeVar("_T")
 
+logger = logging.getLogger(__name__)
+
 
 async def run_to_completion(cleanup: Awaitable[_T]) -> _T:
     """Await ``cleanup`` to its end even if the caller is cancelled meanwhile.
@@ -43,27 +46,39 @@ async def run_to_completion(cleanup: Awaitable[_T]) -> _T:
     reconnect; and a caller that returned early would let the close go on
     behind its back, e.g. into an engine the application is disposing of.
     A cancellation received while waiting is re-raised once ``cleanup`` is
-    done. SQLAlchemy does the same for ``async with AsyncSession`` with a
-    private helper, which is why this is written out here.
+    done — even when ``cleanup`` failed: its error is logged, and the
+    cancellation is what the caller gets, or a task could never be cancelled
+    while its database is away. SQLAlchemy does the same for
+    ``async with AsyncSession`` with a private helper, which is why this is
+    written out here.
     """
     task = asyncio.ensure_future(cleanup)
     cancelled: asyncio.CancelledError | None = None
-    while True:
+    while not task.done():
         try:
-            result = await asyncio.shield(task)
+            await asyncio.shield(task)
         except asyncio.CancelledError as exc:
-            if task.done():
-                # Cancelled itself, or finished just as the cancellation came:
-                # the cancellation goes on, and the outcome counts as seen.
-                if not task.cancelled():
-                    task.exception()
-                raise
             cancelled = exc
-        else:
-            break
-    if cancelled is not None:
-        raise cancelled
-    return result
+        except BaseException:
+            break  # the cleanup's own error, read from the task below
+    if cancelled is None:
+        return task.result()
+    if not task.cancelled() and (error := task.exception()) is not None:
+        logger.error(
+            "cleanup %r failed while its caller was being cancelled; the cancellation goes on",
+            cleanup,
+            exc_info=error,
+        )
+    raise cancelled
+
+
+async def _cleanup_quietly(cleanup: Awaitable[Any], what: str) -> None:
+    """Run ``cleanup`` while another error propagates: a failure of its own is logged,
+    never raised in that error's place. A cancellation still propagates."""
+    try:
+        await run_to_completion(cleanup)
+    except Exception:
+        logger.exception("%s failed while another error propagated; that error goes on", what)
 
 
 class Base(AsyncAttrs, DeclarativeBase):
@@ -279,10 +294,13 @@ class DatabaseSessionManager:
         try:
             yield session
         except BaseException:
-            await run_to_completion(session.rollback())
+            # The caller's error (a cancellation above all) is the one to report.
+            try:
+                await _cleanup_quietly(session.rollback(), "rolling back the session")
+            finally:
+                await _cleanup_quietly(session.close(), "closing the session")
             raise
-        finally:
-            await run_to_completion(session.close())
+        await run_to_completion(session.close())
 
 
 session_manager = DatabaseSessionManager()

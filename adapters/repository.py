@@ -626,7 +626,8 @@ class InMemoryCollection(Generic[T]):
     # -- used by the in-memory units of work -------------------------------------------
 
     def has_pending(self) -> bool:
-        """Whether anything is staged that a commit would write."""
+        """Whether anything is staged that a commit would write (the sync fake counts
+        a rollback only then)."""
         return bool(self._new or self._removed) or any(
             _state(aggregate) != _state(self._loaded[ident])
             for ident, aggregate in self._working.items()
@@ -683,19 +684,22 @@ class InMemoryCollection(Generic[T]):
     def capture(self) -> Any:
         """A savepoint: enough state to undo everything staged after it."""
         return (
-            {ident: _snapshot(aggregate) for ident, aggregate in self._working.items()},
+            {
+                ident: (aggregate, _snapshot(aggregate))
+                for ident, aggregate in self._working.items()
+            },
             dict(self._loaded),
             set(self._new),
             set(self._removed),
         )
 
     def restore(self, captured: Any) -> None:
+        # The objects handed out before the savepoint stay the ones in use (a
+        # remove inside it is undone on the same object), with their old values.
         working, loaded, new, removed = captured
-        for ident, saved in working.items():
-            live = self._working.get(ident)
-            if live is not None:
-                vars(live).update({k: v for k, v in vars(saved).items() if not k.startswith("_sa")})
-        self._working = {ident: self._working.get(ident, saved) for ident, saved in working.items()}
+        for live, saved in working.values():
+            vars(live).update({k: v for k, v in vars(saved).items() if not k.startswith("_sa")})
+        self._working = {ident: live for ident, (live, _) in working.items()}
         self._loaded, self._new, self._removed = loaded, new, removed
 
 

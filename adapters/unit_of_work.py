@@ -37,6 +37,8 @@ from service_layer.unit_of_work import AbstractUnitOfWork
 
 T = TypeVar("T", bound=Aggregate[Any])
 
+SQLITE_UNIQUE_PREFIX = "UNIQUE constraint failed: "
+
 
 def translate_sql_error(exc: BaseException) -> Exception | None:
     """The domain error for a SQLAlchemy one (stale version, 40001, 40P01, 23505), or ``None``."""
@@ -49,8 +51,12 @@ def translate_sql_error(exc: BaseException) -> Exception | None:
         if sqlstate in RETRYABLE_SQLSTATES:
             return ConcurrencyError(RETRYABLE_SQLSTATES[sqlstate], sqlstate=sqlstate)
         if is_unique_violation(exc):
+            key = _unique_key_of(exc)
             return DuplicateKeyError(
-                "a row with the same unique key was written first", sqlstate=UNIQUE_VIOLATION
+                f"a row with the same unique key ({key or 'not named by the database'}) "
+                "was written first",
+                sqlstate=UNIQUE_VIOLATION,
+                constraint=key,
             )
     return None
 
@@ -92,19 +98,12 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     async def _commit(self) -> None:
         for repo in self._sql_repositories():
             repo.before_commit()  # aggregates add_many wrote and changed since: flush them
-        try:
-            await self.session.commit()
-            for repo in self._sql_repositories():
-                repo.after_commit()
-        except Exception:
-            # A COMMIT refused by a deferred constraint leaves SQLite's
-            # transaction open, and closing the session does not end it: the
-            # pooled connection would carry the refused writes into the next
-            # unit of work. PostgreSQL has already ended it. The commit's error
-            # is the one to report, whatever the rollback runs into.
-            with contextlib.suppress(Exception):
-                await self._rollback()
-            raise
+        # On failure the kernel rolls back (``AbstractUnitOfWork.commit``): a
+        # COMMIT refused by a deferred constraint leaves SQLite's transaction
+        # open, and closing the session would not end it.
+        await self.session.commit()
+        for repo in self._sql_repositories():
+            repo.after_commit()
 
     async def _rollback(self) -> None:
         if self._session is not None:
@@ -144,18 +143,47 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         return translate_sql_error(exc)
 
 
+def _unique_key_of(exc: DBAPIError) -> str | None:
+    """The refused key: PostgreSQL's constraint name, or SQLite's list of columns."""
+    candidate: BaseException | None = exc.orig
+    while candidate is not None:
+        # asyncpg names it on the error; psycopg in its diagnostics.
+        name = getattr(candidate, "constraint_name", None) or getattr(
+            getattr(candidate, "diag", None), "constraint_name", None
+        )
+        if isinstance(name, str):
+            return name
+        candidate = candidate.__cause__
+    message = str(exc.orig)
+    return message.partition(SQLITE_UNIQUE_PREFIX)[2].strip() or None
+
+
 class InMemoryUnitOfWork(AbstractUnitOfWork):
     """The fake: real unit-of-work semantics over an :class:`InMemoryStore`.
 
-    It counts ``commits`` and ``rollbacks`` for assertions, detects stale
-    versions like the database would, and keeps nothing that was not committed.
+    It detects stale versions and duplicate ids like the database would, keeps
+    nothing that was not committed, and counts for assertions: ``commits``
+    (successful ones), ``rollbacks`` (transactions that ended without a
+    commit: an explicit rollback, a failed commit, a block left with no
+    commit after its last work — whatever was staged), and ``accessed`` (the
+    aggregate type of every repository reached, in order).
     """
+
+    _open: bool
+    """A transaction is open: begun, or used since its last commit or rollback."""
 
     def __init__(self, store: InMemoryStore | None = None) -> None:
         super().__init__()
         self.store = store if store is not None else InMemoryStore()
         self.commits = 0
         self.rollbacks = 0
+        self.accessed: list[type[Any]] = []
+
+    def repository(self, kind: type[T]) -> Repository[T, Any]:
+        self.accessed.append(kind)
+        found = super().repository(kind)
+        self._open = True
+        return found
 
     def _make_repository(self, kind: type[T]) -> Repository[T, Any]:
         return InMemoryRepository(self.store, kind)
@@ -164,30 +192,25 @@ class InMemoryUnitOfWork(AbstractUnitOfWork):
         return [r for r in self._repositories.values() if isinstance(r, InMemoryRepository)]
 
     async def _begin(self) -> None:
-        pass
+        self._open = True
 
     async def _commit(self) -> None:
-        try:
-            check_fakes(self._fakes())
-        except ConcurrencyError:
-            await self._rollback()
-            raise
+        check_fakes(self._fakes())
         for repo in self._fakes():
             repo.flush()
         self.commits += 1
+        self._open = False
 
     @property
     def committed(self) -> bool:
         return self.commits > 0
 
     async def _rollback(self) -> None:
-        if not any(repo.has_pending() for repo in self._fakes()):
-            return
-        for kind in list(self._repositories):
-            repo = self._repositories.pop(kind)
-            # Keep event collection working for aggregates already handed out.
-            self.repository(kind).seen.extend(repo.seen)
-        self.rollbacks += 1
+        # The staged work lives in the repositories, which the kernel drops
+        # (or the next block replaces); here the rollback is only counted.
+        if self._open:
+            self.rollbacks += 1
+        self._open = False
 
     async def _close(self) -> None:
         pass

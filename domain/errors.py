@@ -71,6 +71,26 @@ class DuplicateKeyError(ConcurrencyError):
     """Another writer stored a row with the same unique key first.
 
     Usually the loser of a check-then-insert race: re-running the unit of
-    work finds the winner's row, so it is retried like any other conflict.
-    The in-memory fake raises it for a duplicate id exactly as the databases do.
+    work finds the winner's row, so it is retried — once. A duplicate that
+    is still there on the retry is no race: the retry answers
+    :class:`AlreadyExists` instead. ``constraint`` names the unique key when
+    the backend says which. The in-memory fake raises it for a duplicate id
+    exactly as the databases do.
     """
+
+    def __init__(
+        self, detail: str, *, sqlstate: str | None = None, constraint: str | None = None
+    ) -> None:
+        super().__init__(detail, sqlstate=sqlstate)
+        self.constraint = constraint
+
+
+class AlreadyExists(Conflict):
+    """A unique key is taken for good: the write clashes with data, not with a race.
+
+    Raised by :func:`service_layer.retry.retrying` when a
+    :class:`DuplicateKeyError` comes back on the retry that should have
+    resolved a race; its detail says which key.
+    """
+
+    code = "already_exists"

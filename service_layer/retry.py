@@ -4,6 +4,12 @@ Optimistic version checks, serialization failures (40001) and deadlocks
 (40P01) all mean the same thing: nothing was kept, and running the whole unit
 of work again — reading fresh data — is safe. Anything else is not retried.
 
+A duplicate key is retried once: the retry of a lost check-then-insert race
+finds the winner's row. A duplicate that comes back on that retry is a
+permanent clash, and surfaces at once as the domain's
+:class:`~domain.errors.AlreadyExists` instead of burning the remaining
+attempts and then reading as "retries ran out".
+
 Hand-written rather than taken from tenacity or backoff: the policy is ten
 lines, it must classify Keel's own errors, and it must re-create the unit of
 work on every attempt, which the caller's closure already does.
@@ -21,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
-from domain.errors import ConcurrencyError
+from domain.errors import AlreadyExists, ConcurrencyError, DuplicateKeyError
 from service_layer import observers
 
 logger = logging.getLogger(__name__)
@@ -52,6 +58,9 @@ class RetryPolicy:
 
 _default = RetryPolicy()
 
+sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+"""How :func:`retrying` pauses; a test replaces it to see the pauses without waiting."""
+
 
 def use_default_policy(policy: RetryPolicy) -> None:
     """Set the policy :func:`retrying` and ``@retry_on_conflict()`` use when given none.
@@ -79,14 +88,23 @@ async def retrying(operation: Callable[[], Awaitable[R]], policy: RetryPolicy | 
     """Await ``operation()``, again on a retryable conflict, at most ``policy.attempts`` times.
 
     ``operation`` must open its own unit of work, so each attempt starts clean.
-    The last conflict propagates when attempts run out.
+    The last conflict propagates when attempts run out; a second duplicate key
+    raises :class:`AlreadyExists` (see the module's doc).
     """
     policy = policy or _default
-    for attempt in range(1, policy.attempts + 1):
+    attempt, duplicates = 0, 0
+    while True:
+        attempt += 1
         try:
             return await operation()
         except Exception as exc:
-            if not is_retryable(exc) or attempt == policy.attempts:
+            if isinstance(exc, DuplicateKeyError):
+                duplicates += 1
+                if duplicates > 1:
+                    raise AlreadyExists(
+                        f"the key is already taken, not by a concurrent write: {exc.detail}"
+                    ) from exc
+            if not is_retryable(exc) or attempt >= policy.attempts:
                 raise
             pause = policy.delay(attempt)
             observers.retrying(attempt, exc)
@@ -99,8 +117,7 @@ async def retrying(operation: Callable[[], Awaitable[R]], policy: RetryPolicy | 
                     "delay_s": round(pause, 4),
                 },
             )
-            await asyncio.sleep(pause)
-    raise AssertionError("unreachable")  # pragma: no cover
+            await sleep(pause)
 
 
 def retry_on_conflict(

@@ -11,6 +11,13 @@ block. Entering the block again starts a new transaction with fresh
 repositories, which is how the retry helper and the message bus re-run work. Callbacks
 registered with ``on_commit`` run only after a commit succeeded.
 
+Undone work leaves nothing behind: a ``rollback()``, a failed ``commit()``
+and a savepoint whose body raised each drop the events raised and the
+callbacks registered by the work they undo, so no hook, outbox or bus ever
+sees them. After a rollback or a failed commit the block starts over with
+fresh repositories: the aggregates read before it are no longer tracked
+(SQLAlchemy has expired them; touching them would need I/O).
+
 Domain-specific units of work declare their repositories with
 :class:`repository`, once, on an abstract subclass; a backend is mixed in
 by the composition root::
@@ -33,6 +40,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar, overload
 from uuid import UUID
 
 from domain.aggregate import Aggregate, Event
+from domain.errors import ConcurrencyError
 from service_layer import observers
 from service_layer.repository import Repository
 
@@ -122,14 +130,21 @@ def declared_fields(owner: type[Any], kind: type[Any]) -> tuple[str, ...] | None
 class AbstractUnitOfWork(abc.ABC):
     """The port every service function depends on."""
 
+    _callbacks: list[CommitCallback]
+    _recorded: set[UUID]
+    """Ids of the events a successful commit of this block kept."""
+
     def __init__(self) -> None:
+        # Per block (set by __aenter__): _callbacks, _recorded, _repositories.
         self._state = BlockState.NEW
         self._repositories: dict[type[Any], Repository[Any, Any]] = {}
-        self._callbacks: list[CommitCallback] = []
         self.hooks: list[CommitHook] = []
         self._committed_events: list[Event] = []
-        self._recorded: set[UUID] = set()
         self._observed: list[tuple[observers.UnitOfWorkObserver, object]] = []
+        self.conflicts = 0
+        """Commits (and blocks) refused as a lost race: each ``ConcurrencyError`` raised.
+
+        Race tests assert on it, so that a test that stops racing fails."""
 
     # -- the transaction ---------------------------------------------------------------
 
@@ -155,13 +170,20 @@ class AbstractUnitOfWork(abc.ABC):
         error = exc
         try:
             try:
-                # Always: work staged after a commit must not survive the block
-                # either. Rolling back with nothing pending costs no round trip.
-                await self._discard()
-            finally:
-                self._state = BlockState.CLOSED
-                await self._close()
-            if exc is not None and (translated := self.translate_error(exc)) is not None:
+                try:
+                    # Always: work staged after a commit must not survive the block
+                    # either. Rolling back with nothing pending costs no round trip.
+                    await self._discard()
+                finally:
+                    self._state = BlockState.CLOSED
+                    await self._close()
+            except Exception:
+                if exc is None:
+                    raise
+                # The block's own error (a cancellation above all) is the one to
+                # report; a cleanup failing on top of it must not replace it.
+                logger.exception("ending the unit of work failed while %r propagated", exc)
+            if exc is not None and (translated := self._translate(exc)) is not None:
                 raise translated from exc
         except BaseException as failure:
             error = failure
@@ -176,15 +198,22 @@ class AbstractUnitOfWork(abc.ABC):
         serialization failure or a deadlock raises ``ConcurrencyError``.
         """
         self._require_active("commit")
+        raised = self._uncommitted_events()
         try:
-            raised = self._uncommitted_events()
             for hook in self.hooks:
                 await hook.before_commit(self, raised)
             await self._commit()
-        except Exception as exc:
-            translated = self.translate_error(exc)
+        except BaseException as exc:
+            # Whatever failed — a hook, a flush, the COMMIT, a cancellation —
+            # the transaction is over and kept nothing; so are its events and
+            # callbacks. (A COMMIT refused by a deferred constraint leaves
+            # SQLite's transaction open: the rollback is what ends it.)
+            await self._abandon(quietly=True)
+            translated = self._translate(exc)
             if translated is not None:
                 raise translated from exc
+            if isinstance(exc, ConcurrencyError):  # raised as such by the backend
+                self.conflicts += 1
             raise
         self._recorded.update(event.event_id for _, event in raised)
         self._committed_events.extend(event for _, event in raised)
@@ -194,10 +223,13 @@ class AbstractUnitOfWork(abc.ABC):
             await self._run_callback(callback)
 
     async def rollback(self) -> None:
-        """Discard everything staged so far; the block may go on with a clean slate."""
+        """Discard everything staged so far; the block may go on with a clean slate.
+
+        The events and ``on_commit`` callbacks of the discarded work go too, and
+        aggregates read before are no longer tracked: read them again.
+        """
         self._require_active("rollback")
-        self._callbacks = []
-        await self._rollback()
+        await self._abandon(quietly=False)
 
     def on_commit(self, callback: CommitCallback) -> None:
         """Run ``callback`` after this unit of work commits; never after a rollback.
@@ -210,10 +242,21 @@ class AbstractUnitOfWork(abc.ABC):
 
     @contextlib.asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
-        """A nested transaction: an exception inside undoes only what the block did."""
+        """A nested transaction: an exception inside undoes only what the block did.
+
+        That includes the events raised and the ``on_commit`` callbacks
+        registered inside it; those of a body that completed are kept.
+        """
         self._require_active("savepoint")
-        async with self._savepoint():
-            yield
+        before = self._event_ids_by_aggregate()
+        callbacks = len(self._callbacks)
+        try:
+            async with self._savepoint():
+                yield
+        except BaseException:
+            self._drop_events(keep=before)
+            del self._callbacks[callbacks:]
+            raise
 
     # -- repositories and events ----------------------------------------------------------
 
@@ -248,12 +291,48 @@ class AbstractUnitOfWork(abc.ABC):
                 aggregate.events[:] = [e for e in aggregate.events if e.event_id not in drained]
         return committed
 
+    def _seen(self) -> Iterator[Aggregate[Any]]:
+        for repo in self._repositories.values():
+            yield from repo.seen
+
+    def _event_ids_by_aggregate(self) -> dict[int, set[UUID]]:
+        return {id(aggregate): {e.event_id for e in aggregate.events} for aggregate in self._seen()}
+
+    def _drop_events(self, keep: dict[int, set[UUID]]) -> None:
+        """Forget every uncommitted event that is not in ``keep`` (by aggregate)."""
+        for aggregate in self._seen():
+            kept = keep.get(id(aggregate), set()) | self._recorded
+            aggregate.events[:] = [e for e in aggregate.events if e.event_id in kept]
+
+    async def _abandon(self, *, quietly: bool) -> None:
+        """End the transaction without a commit, and forget what it did.
+
+        ``quietly``: another error is on its way out, and a failing rollback
+        is logged rather than raised in its place.
+        """
+        self._callbacks = []
+        self._drop_events(keep={})
+        try:
+            await self._rollback()
+        except Exception:
+            if not quietly:
+                raise
+            logger.exception("rolling back after a failed commit failed as well")
+        finally:
+            self._repositories = {}
+
+    def _translate(self, exc: BaseException) -> Exception | None:
+        """``translate_error``, counting the lost races it reports."""
+        translated = self.translate_error(exc)
+        if isinstance(translated, ConcurrencyError):
+            self.conflicts += 1
+        return translated
+
     def _uncommitted_events(self) -> list[tuple[Aggregate[Any], Event]]:
         """Events raised in this block and not yet part of a successful commit, in order."""
         return [
             (aggregate, event)
-            for repo in self._repositories.values()
-            for aggregate in repo.seen
+            for aggregate in self._seen()
             for event in aggregate.events
             if event.event_id not in self._recorded
         ]

@@ -30,7 +30,7 @@ from domain.ledger.commands import (
 )
 from domain.ledger.errors import AccountNotFound
 from domain.ledger.transfer import Transfer, check_transfer_request
-from domain.ledger.values import check_amount, check_reference
+from domain.ledger.values import check_amount, check_currency, check_owner, check_reference
 from domain.messages import Command
 from service_layer.ledger.unit_of_work import LedgerUnitOfWork
 from service_layer.ledger.views import AccountView, EntryView, Outcome, TransferView
@@ -44,6 +44,9 @@ async def open_account(
 ) -> AccountView:
     """Open an empty account. The command names the id, so a replay answers with the
     account it opened the first time instead of opening a second one."""
+    # Refused before any work: a malformed command never reads.
+    check_owner(command.owner)
+    check_currency(command.currency)
 
     async def attempt() -> AccountView:
         async with uow:

@@ -130,6 +130,7 @@ async def test_a_serialization_failure_is_retried(
     stored = await load(lambda: SqlAlchemyThingUnitOfWork(repeatable_read_factory), thing.id)
     assert stored is not None
     assert stored.count == 2
+    assert race.attempts == 3, "one writer was refused and ran again"
 
 
 def crossing_writer(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import random
 from collections.abc import Iterator
 
 import pytest
 
 from adapters.database import DatabaseSessionManager
 from adapters.settings import Settings
-from domain.errors import ConcurrencyError, DomainError
+from domain.errors import AlreadyExists, ConcurrencyError, DomainError, DuplicateKeyError, ErrorKind
 from entrypoints.bootstrap import bootstrap
+from service_layer import retry
 from service_layer.retry import (
     RetryPolicy,
     default_policy,
@@ -60,6 +63,55 @@ async def test_attempts_are_bounded_and_the_last_conflict_propagates() -> None:
 
     assert raised.value is last
     assert operation.calls == 3
+
+
+async def test_a_duplicate_key_that_the_retry_resolves_is_no_error() -> None:
+    operation = FlakyOperation(DuplicateKeyError("lost the race on uq_things_name"))
+
+    assert await retrying(operation, NO_PAUSE) == 2
+
+
+async def test_a_duplicate_key_that_comes_back_on_the_retry_is_already_exists_at_once() -> None:
+    operation = FlakyOperation(
+        DuplicateKeyError("first"), DuplicateKeyError("uq_things_name taken"), ConcurrencyError("x")
+    )
+
+    with pytest.raises(AlreadyExists) as raised:
+        await retrying(operation, RetryPolicy(attempts=5, base_delay=0, max_delay=0))
+
+    assert operation.calls == 2
+    assert (raised.value.kind, raised.value.code) == (ErrorKind.CONFLICT, "already_exists")
+    assert "uq_things_name taken" in raised.value.detail
+    assert isinstance(raised.value.__cause__, DuplicateKeyError)
+
+
+async def test_a_duplicate_key_is_retried_once_even_after_other_conflicts() -> None:
+    operation = FlakyOperation(
+        ConcurrencyError("stale"), DuplicateKeyError("raced"), ConcurrencyError("stale again")
+    )
+
+    assert await retrying(operation, RetryPolicy(attempts=4, base_delay=0, max_delay=0)) == 4
+
+
+async def test_a_second_duplicate_is_already_exists_even_after_other_conflicts() -> None:
+    operation = FlakyOperation(
+        DuplicateKeyError("raced"), ConcurrencyError("stale"), DuplicateKeyError("taken")
+    )
+
+    with pytest.raises(AlreadyExists):
+        await retrying(operation, RetryPolicy(attempts=5, base_delay=0, max_delay=0))
+
+    assert operation.calls == 3
+
+
+async def test_a_duplicate_key_on_the_last_attempt_propagates_as_the_conflict_it_is() -> None:
+    last = DuplicateKeyError("raced on the last attempt")
+    operation = FlakyOperation(ConcurrencyError("stale"), last)
+
+    with pytest.raises(DuplicateKeyError) as raised:
+        await retrying(operation, RetryPolicy(attempts=2, base_delay=0, max_delay=0))
+
+    assert raised.value is last
 
 
 @pytest.mark.parametrize(
@@ -170,3 +222,87 @@ async def test_bootstrap_sets_the_default_policy_from_retry_attempts() -> None:
         await manager.close()
 
     assert default_policy().attempts == 3
+
+
+class Pauses:
+    """Stands in for ``asyncio.sleep`` in the retry helper: records each pause."""
+
+    def __init__(self) -> None:
+        self.taken: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.taken.append(seconds)
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> Pauses:
+    recorded = Pauses()
+    monkeypatch.setattr(retry, "sleep", recorded)
+    return recorded
+
+
+@pytest.fixture
+def jitter_at_its_cap(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float]]:
+    """``random.uniform`` answering the top of its range; records the ranges asked for."""
+    ranges: list[tuple[float, float]] = []
+
+    def top(low: float, high: float) -> float:
+        ranges.append((low, high))
+        return high
+
+    monkeypatch.setattr(random, "uniform", top)
+    return ranges
+
+
+async def test_the_pause_before_each_retry_doubles_up_to_the_cap(
+    pauses: Pauses, jitter_at_its_cap: list[tuple[float, float]]
+) -> None:
+    operation = FlakyOperation(*(ConcurrencyError("lost") for _ in range(5)))
+
+    await retrying(operation, RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.05))
+
+    assert pauses.taken == [0.01, 0.02, 0.04, 0.05, 0.05]
+    assert jitter_at_its_cap == [(0, 0.01), (0, 0.02), (0, 0.04), (0, 0.05), (0, 0.05)]
+
+
+async def test_no_pause_follows_the_last_attempt(pauses: Pauses) -> None:
+    operation = FlakyOperation(ConcurrencyError("lost"), ConcurrencyError("lost again"))
+
+    with pytest.raises(ConcurrencyError):
+        await retrying(operation, RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01))
+
+    assert len(pauses.taken) == 1
+
+
+async def test_each_retry_is_logged_with_its_attempt_cause_and_pause(
+    pauses: Pauses,
+    jitter_at_its_cap: list[tuple[float, float]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    operation = FlakyOperation(ConcurrencyError("row 7 changed"))
+
+    with caplog.at_level(logging.WARNING, logger="service_layer.retry"):
+        await retrying(operation, RetryPolicy(attempts=3, base_delay=0.0123456, max_delay=1))
+
+    (record,) = caplog.records
+    assert record.getMessage() == "retrying after a conflict"
+    assert (record.attempt, record.of, record.cause, record.delay_s) == (  # type: ignore[attr-defined]
+        1,
+        3,
+        "row 7 changed",
+        0.0123,
+    )
+
+
+def test_a_policy_with_a_cap_below_its_base_names_the_rule() -> None:
+    with pytest.raises(ValueError, match=r"^need 0 <= base_delay <= max_delay$"):
+        RetryPolicy(attempts=3, base_delay=0.5, max_delay=0.1)
+
+
+def test_a_policy_without_attempts_names_the_value() -> None:
+    with pytest.raises(ValueError, match=r"^attempts must be >= 1, got 0$"):
+        RetryPolicy(attempts=0)
+
+
+def test_the_default_policy_tries_five_times_pausing_5_ms_then_up_to_200_ms() -> None:
+    assert RetryPolicy() == RetryPolicy(attempts=5, base_delay=0.005, max_delay=0.2)

@@ -129,7 +129,12 @@ def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.unit
 def test_a_lower_case_identifier_is_a_usable_name(tmp_path: Path) -> None:
-    check_name("stock_room2", fake_project(tmp_path))
+    project = fake_project(tmp_path)
+    before = sorted(project.rglob("*"))
+
+    check_name("stock_room2", project)
+
+    assert sorted(project.rglob("*")) == before, "checking a name writes nothing"
 
 
 @pytest.mark.unit

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.repository import InMemoryStore
-from tests.conftest import SYNC_DATABASE_FIXTURES
+from tests.conftest import MEMORY, POSTGRESQL, SYNC_DATABASE_FIXTURES, _database
 from tests.kernel.contract.sync_driver import (
     PartsUnitOfWork,
     SyncPartsDriver,
@@ -39,8 +39,9 @@ from tests.kernel.things_uow import (
     InMemoryThingUnitOfWork,
     SqlAlchemySyncThingUnitOfWork,
     SqlAlchemyThingUnitOfWork,
+    ThingUnitOfWork,
 )
-from tests.support.databases import SqlDatabase, SyncSqlDatabase
+from tests.support.databases import Backend, SqlDatabase, SyncSqlDatabase
 
 Flavour = Literal["async", "sync"]
 UowFactory = Callable[[], ThingsUnitOfWork]
@@ -166,3 +167,41 @@ def committing_uow_factory(committing_where: Where) -> UowFactory:
 @pytest.fixture
 def committing_part_uow_factory(committing_where: Where) -> PartUowFactory:
     return committing_where.parts()
+
+
+@pytest.fixture(params=[MEMORY, POSTGRESQL])
+def _row_locking_database(request: pytest.FixtureRequest) -> SqlDatabase | None:
+    return _database(request)
+
+
+@pytest.fixture
+async def row_locking_uow_factory(
+    _row_locking_database: SqlDatabase | None,
+) -> AsyncIterator[AsyncUowFactory]:
+    """The committing factory on the backends whose writers lock rows, not the whole
+    database (the fake and PostgreSQL): on SQLite a second writer cannot commit while
+    the first holds uncommitted writes, so races that need that cannot be staged there."""
+    database = _row_locking_database
+    if database is None:
+        store = InMemoryStore()
+        yield lambda: InMemoryThingUnitOfWork(store)
+        return
+    await database.ensure_schema()
+    try:
+        yield lambda: SqlAlchemyThingUnitOfWork(database.session_factory)
+    finally:
+        await database.empty()
+
+
+AsyncUowFactory = Callable[[], ThingUnitOfWork]
+"""For the scenarios about what only the async port has: commit hooks, events, savepoints."""
+
+
+@pytest.fixture
+def async_uow_factory(backend: Backend) -> AsyncUowFactory:
+    return backend.unit_of_work(SqlAlchemyThingUnitOfWork, InMemoryThingUnitOfWork)
+
+
+@pytest.fixture
+def async_committing_uow_factory(committing_backend: Backend) -> AsyncUowFactory:
+    return committing_backend.unit_of_work(SqlAlchemyThingUnitOfWork, InMemoryThingUnitOfWork)

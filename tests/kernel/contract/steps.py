@@ -1,9 +1,14 @@
-"""Small steps the contract tests share: store things, read them back in a new unit of work."""
+"""Small steps the contract tests share: store things, read them back, fail a savepoint."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from uuid import UUID
 
+import pytest
+
+from service_layer.unit_of_work import AbstractUnitOfWork
 from tests.kernel.contract.conftest import PartUowFactory, UowFactory
 from tests.kernel.parts import Part
 from tests.kernel.things import Thing
@@ -35,3 +40,21 @@ async def store_parts(part_uow_factory: PartUowFactory, *parts: Part) -> None:
 async def load_part(part_uow_factory: PartUowFactory, ident: UUID) -> Part | None:
     async with part_uow_factory() as uow:
         return await uow.parts.get(ident)
+
+
+class Boom(Exception):
+    """Raised by a test on purpose."""
+
+
+async def _savepoint_then_raise(uow: AbstractUnitOfWork, work: Callable[[], object]) -> None:
+    async with uow.savepoint():
+        done = work()
+        if inspect.isawaitable(done):
+            await done
+        raise Boom
+
+
+async def in_failing_savepoint(uow: AbstractUnitOfWork, work: Callable[[], object]) -> None:
+    """Run ``work`` (sync or async) in a savepoint of ``uow`` whose body then raises."""
+    with pytest.raises(Boom):
+        await _savepoint_then_raise(uow, work)

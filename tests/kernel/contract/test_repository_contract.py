@@ -150,3 +150,40 @@ async def test_a_removed_aggregate_is_not_returned_by_get_before_commit(
         assert found is not None
         await uow.things.remove(found)
         assert await uow.things.get(thing.id) is None
+
+
+async def test_list_with_a_limit_of_0_returns_nothing(uow_factory: UowFactory) -> None:
+    await store(uow_factory, ThingFactory.build())
+
+    async with uow_factory() as uow:
+        assert await uow.things.list(limit=0) == []
+
+
+async def test_an_aggregate_changed_then_removed_is_gone_after_commit(
+    uow_factory: UowFactory,
+) -> None:
+    thing = ThingFactory.build(name="doomed")
+    await store(uow_factory, thing)
+
+    async with uow_factory() as uow:
+        found = await uow.things.get(thing.id)
+        assert found is not None
+        found.rename("changed, then removed")
+        await uow.things.remove(found)
+        await uow.commit()
+
+    assert await names(uow_factory) == set()
+
+
+async def test_removing_an_aggregate_twice_removes_it_once(uow_factory: UowFactory) -> None:
+    kept, removed = ThingFactory.build(name="kept"), ThingFactory.build(name="removed")
+    await store(uow_factory, kept, removed)
+
+    async with uow_factory() as uow:
+        found = await uow.things.get(removed.id)
+        assert found is not None
+        await uow.things.remove(found)
+        await uow.things.remove(found)
+        await uow.commit()
+
+    assert await names(uow_factory) == {"kept"}

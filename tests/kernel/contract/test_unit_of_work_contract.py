@@ -6,14 +6,19 @@ Marks come from the ``backend`` fixture's parameters (``unit`` for the fake,
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+
 import pytest
 
 from domain.errors import DuplicateKeyError
 from service_layer.unit_of_work import UnitOfWorkError
-from tests.kernel.contract.conftest import UowFactory
-from tests.kernel.contract.steps import load, names, store
+from tests.kernel.contract.conftest import AsyncUowFactory, UowFactory
+from tests.kernel.contract.recording import hooked
+from tests.kernel.contract.steps import in_failing_savepoint, load, names, store
 from tests.kernel.factories import ThingFactory
 from tests.kernel.things import ThingRenamed
+from tests.kernel.things_uow import ThingUnitOfWork
 
 
 class Boom(Exception):
@@ -311,3 +316,217 @@ async def test_work_of_a_released_savepoint_is_discarded_without_commit(
             found.name = "released"
 
     assert await names(uow_factory) == {"committed"}
+
+
+@pytest.mark.parametrize(
+    ("what", "use"),
+    [
+        ("rollback", lambda uow: uow.rollback()),
+        ("on_commit", lambda uow: uow.on_commit(lambda: None)),
+        ("savepoint", lambda uow: uow.savepoint().__aenter__()),
+        ("a repository", lambda uow: uow.things),
+    ],
+    ids=["rollback", "on_commit", "savepoint", "repository"],
+)
+async def test_the_transaction_controls_are_refused_outside_the_block_by_name(
+    async_uow_factory: AsyncUowFactory, what: str, use: Callable[[ThingUnitOfWork], object]
+) -> None:
+    uow = async_uow_factory()
+    async with uow:
+        pass
+
+    async def attempt() -> None:
+        done = use(uow)
+        if inspect.isawaitable(done):
+            await done
+
+    with pytest.raises(UnitOfWorkError) as raised:
+        await attempt()
+
+    assert str(raised.value) == (
+        f"{what} needs an active unit of work; use it inside 'async with uow:'"
+    )
+
+
+async def test_nesting_a_block_is_refused_with_the_way_out(uow_factory: UowFactory) -> None:
+    uow = uow_factory()
+    async with uow:
+        with pytest.raises(UnitOfWorkError) as raised:
+            await uow.__aenter__()
+
+    assert str(raised.value) == (
+        "this unit of work is already active; blocks do not nest (use savepoint())"
+    )
+
+
+async def test_an_on_commit_callback_of_a_block_left_without_commit_never_runs_later(
+    uow_factory: UowFactory,
+) -> None:
+    calls: list[str] = []
+    uow = uow_factory()
+    async with uow:
+        uow.on_commit(lambda: calls.append("abandoned"))
+
+    async with uow:
+        uow.things.add(ThingFactory.build())
+        await uow.commit()
+
+    assert calls == []
+
+
+async def test_a_second_commit_in_one_block_hands_only_the_new_events_to_the_hooks(
+    async_uow_factory: AsyncUowFactory,
+) -> None:
+    thing = ThingFactory.build()
+    await store(async_uow_factory, thing)
+    uow, hook = hooked(async_uow_factory())
+
+    async with uow:
+        found = await uow.things.get(thing.id)
+        assert found is not None
+        found.rename("first")
+        await uow.commit()
+        found.rename("second")
+        await uow.commit()
+
+    assert [[entry.split(":")[1] for entry in handed] for handed in hook.handed] == [
+        ["first"],
+        ["second"],
+    ]
+    assert [e.name for e in uow.collect_committed_events() if isinstance(e, ThingRenamed)] == [
+        "first",
+        "second",
+    ]
+
+
+async def test_a_second_commit_in_one_block_keeps_the_second_change_too(
+    uow_factory: UowFactory,
+) -> None:
+    thing = ThingFactory.build(count=0)
+    await store(uow_factory, thing)
+
+    async with uow_factory() as uow:
+        found = await uow.things.get(thing.id)
+        assert found is not None
+        found.increment()
+        await uow.commit()
+        found.increment()
+        await uow.commit()
+
+    stored = await load(uow_factory, thing.id)
+    assert stored is not None
+    assert (stored.count, stored.version) == (2, 3)
+
+
+async def test_an_aggregate_reached_by_get_and_then_list_hands_its_events_once(
+    async_uow_factory: AsyncUowFactory,
+) -> None:
+    thing = ThingFactory.build()
+    await store(async_uow_factory, thing)
+    uow, hook = hooked(async_uow_factory())
+
+    async with uow:
+        found = await uow.things.get(thing.id)
+        assert found is not None
+        (listed,) = await uow.things.list()
+        assert listed is found
+        found.rename("once")
+        await uow.commit()
+
+    assert hook.handed == [[f"{thing.id}:once"]]
+
+
+async def test_collecting_committed_events_leaves_the_uncommitted_ones_to_collect_new_events(
+    async_uow_factory: AsyncUowFactory,
+) -> None:
+    thing = ThingFactory.build()
+    await store(async_uow_factory, thing)
+
+    async with async_uow_factory() as uow:
+        found = await uow.things.get(thing.id)
+        assert found is not None
+        found.rename("committed")
+        await uow.commit()
+        found.rename("staged")
+        committed = uow.collect_committed_events()
+        new = list(uow.collect_new_events())
+
+    assert [e.name for e in committed if isinstance(e, ThingRenamed)] == ["committed"]
+    assert [e.name for e in new if isinstance(e, ThingRenamed)] == ["staged"]
+
+
+async def test_a_remove_inside_a_failed_savepoint_is_undone(
+    async_uow_factory: AsyncUowFactory,
+) -> None:
+    thing = ThingFactory.build(name="survivor")
+    await store(async_uow_factory, thing)
+
+    async with async_uow_factory() as uow:
+        found = await uow.things.get(thing.id)
+        assert found is not None
+        await in_failing_savepoint(uow, lambda: uow.things.remove(found))
+        assert await uow.things.get(thing.id) is found
+        await uow.commit()
+
+    assert await names(async_uow_factory) == {"survivor"}
+
+
+async def test_a_repository_first_used_in_a_failed_savepoint_undoes_its_work_and_error_escapes(
+    async_uow_factory: AsyncUowFactory,
+) -> None:
+    async with async_uow_factory() as uow:
+        await in_failing_savepoint(uow, lambda: uow.things.add(ThingFactory.build(name="undone")))
+        uow.things.add(ThingFactory.build(name="kept"))
+        await uow.commit()
+
+    assert await names(async_uow_factory) == {"kept"}
+
+
+async def test_changes_after_a_failed_savepoint_to_an_aggregate_read_before_it_are_kept(
+    async_uow_factory: AsyncUowFactory,
+) -> None:
+    thing = ThingFactory.build(count=0)
+    await store(async_uow_factory, thing)
+
+    async with async_uow_factory() as uow:
+        found = await uow.things.get(thing.id)
+        assert found is not None
+        await in_failing_savepoint(uow, found.increment)
+        found.increment(5)
+        await uow.commit()
+
+    stored = await load(async_uow_factory, thing.id)
+    assert stored is not None
+    assert stored.count == 5
+
+
+async def test_a_failing_on_commit_callback_is_logged_by_name(
+    async_uow_factory: AsyncUowFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_notification() -> None:
+        raise Boom
+
+    async with async_uow_factory() as uow:
+        uow.on_commit(broken_notification)
+        await uow.commit()
+
+    (record,) = [r for r in caplog.records if r.name == "service_layer.unit_of_work"]
+    assert record.getMessage() == (
+        f"on_commit callback {broken_notification!r} failed after a successful commit"
+    )
+    assert record.exc_info is not None
+
+
+async def test_a_refused_duplicate_carries_the_unique_violation_sqlstate(
+    async_uow_factory: AsyncUowFactory,
+) -> None:
+    existing = ThingFactory.build()
+    await store(async_uow_factory, existing)
+
+    async with async_uow_factory() as uow:
+        uow.things.add(ThingFactory.build(id=existing.id))
+        with pytest.raises(DuplicateKeyError) as raised:
+            await uow.commit()
+
+    assert raised.value.sqlstate == "23505"
+    assert uow.conflicts == 1

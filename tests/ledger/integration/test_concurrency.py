@@ -10,6 +10,15 @@ Every request runs through the service layer in a unit of work of its own
 3. every transfer whole: both entries or neither;
 4. replaying every successful request changes nothing and answers the first
    result.
+
+Each test also proves that its requests raced (so that one that stopped
+racing fails): where the loser's commit is refused — a unique key taken by a
+twin — at least one unit of work counts a conflict (``uow.conflicts``);
+where the handlers serialise on row locks instead (``get_for_update``, so
+nothing is refused), :class:`Overlap` shows that commits happened while
+other requests' transactions were open, i.e. those waited for the lock.
+The unique-key races are staged: :class:`MeetBeforeCommit` holds every
+first attempt at its commit until all have read.
 """
 
 from __future__ import annotations
@@ -17,8 +26,8 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -26,11 +35,14 @@ import pytest
 from sqlalchemy import select
 
 from adapters.ledger.tables import accounts, entries, transfers
+from adapters.ledger.unit_of_work import SqlAlchemyLedgerUnitOfWork
+from domain.aggregate import Aggregate, Event
 from domain.ledger.commands import Deposit, OpenAccount, TransferFunds, Withdraw
 from domain.ledger.errors import InsufficientFunds, ReferenceReused
 from service_layer.ledger import handlers, reads
 from service_layer.ledger.views import AccountView, EntryView, Outcome, TransferView
 from service_layer.retry import RetryPolicy
+from service_layer.unit_of_work import AbstractUnitOfWork
 from tests.ledger.conftest import SqlUowFactory
 from tests.ledger.factories import MovementArgs, OpenAccountArgs, TransferArgs, open_funded_account
 
@@ -42,6 +54,67 @@ OPENING_BALANCE = 1_000
 REQUESTS = 150
 TWINS = 20
 """Requests sent twice at the same moment, with the same reference."""
+
+
+@dataclass
+class Overlap:
+    """How many transactions are open at once, and how many commits had company."""
+
+    open: int = 0
+    commits_while_others_open: int = 0
+    made: list[SqlAlchemyLedgerUnitOfWork] = field(default_factory=list)
+
+    def factory(self, uow_factory: SqlUowFactory) -> SqlUowFactory:
+        """``uow_factory``'s units of work, watched by this overlap."""
+        overlap = self
+
+        class Watched(SqlAlchemyLedgerUnitOfWork):
+            async def _begin(self) -> None:
+                await super()._begin()
+                overlap.open += 1
+
+            async def _commit(self) -> None:
+                overlap.commits_while_others_open += overlap.open > 1
+                await super()._commit()
+
+            async def _close(self) -> None:
+                overlap.open -= 1
+                await super()._close()
+
+        def make() -> SqlAlchemyLedgerUnitOfWork:
+            uow = Watched(uow_factory().session_factory)
+            self.made.append(uow)
+            return uow
+
+        return make
+
+    @property
+    def conflicts(self) -> int:
+        return sum(uow.conflicts for uow in self.made)
+
+
+class MeetBeforeCommit:
+    """A commit hook: each unit of work's first commit waits until ``parties`` have come."""
+
+    def __init__(self, parties: int) -> None:
+        self.barrier = asyncio.Barrier(parties)
+        self.met: set[int] = set()
+
+    async def before_commit(
+        self, uow: AbstractUnitOfWork, raised: Sequence[tuple[Aggregate[Any], Event]]
+    ) -> None:
+        if id(uow) not in self.met:
+            self.met.add(id(uow))
+            await asyncio.wait_for(self.barrier.wait(), timeout=10)
+
+
+def meeting(uow_factory: SqlUowFactory, parties: int) -> list[SqlAlchemyLedgerUnitOfWork]:
+    """``parties`` units of work whose first commits meet (see :class:`MeetBeforeCommit`)."""
+    hook = MeetBeforeCommit(parties)
+    uows = [uow_factory() for _ in range(parties)]
+    for uow in uows:
+        uow.hooks.append(hook)
+    return uows
 
 
 COMMANDS_BY_KIND: dict[str, tuple[Callable[..., Awaitable[Outcome[Any]]], type[Any]]] = {
@@ -130,10 +203,14 @@ async def test_concurrent_movements_keep_every_invariant(
     ]
     ids = [account.id for account in opened]
     requests = _workload(ids, random.Random(20240611))
+    overlap = Overlap()
 
     results = await asyncio.gather(
-        *(request.send(postgres_uow_factory) for request in requests), return_exceptions=True
+        *(request.send(overlap.factory(postgres_uow_factory)) for request in requests),
+        return_exceptions=True,
     )
+
+    assert overlap.commits_while_others_open > REQUESTS // 2
 
     unexpected = [r for r in results if isinstance(r, BaseException)]
     assert all(isinstance(error, InsufficientFunds) for error in unexpected), unexpected
@@ -201,14 +278,16 @@ async def test_twin_deposits_with_a_new_reference_apply_once(
 ) -> None:
     account = await open_funded_account(postgres_uow_factory())
     args = MovementArgs.build(account_id=account.id)
+    overlap = Overlap()
+    twins = overlap.factory(postgres_uow_factory)
 
     outcomes: list[Outcome[EntryView]] = await asyncio.gather(
-        *(
-            handlers.deposit(Deposit(**args), postgres_uow_factory(), policy=PATIENT)
-            for _ in range(4)
-        )
+        *(handlers.deposit(Deposit(**args), twins(), policy=PATIENT) for _ in range(4))
     )
 
+    # Serialised on the account's row lock: nothing refused, but the first
+    # commit happened while the three twins were waiting for the lock.
+    assert overlap.commits_while_others_open >= 1
     assert sorted(outcome.created for outcome in outcomes) == [False, False, False, True]
     assert len({outcome.value for outcome in outcomes}) == 1
     stored = await reads.get_account(postgres_uow_factory(), account.id)
@@ -226,19 +305,21 @@ async def test_a_transfer_reference_raced_on_other_accounts_is_refused_as_reused
         for _ in range(3)
     ]
     args = TransferArgs.build()
+    uows = meeting(postgres_uow_factory, len(pairs))
 
     results = await asyncio.gather(
         *(
             handlers.transfer(
                 TransferFunds(source_id=source.id, target_id=target.id, **args),
-                postgres_uow_factory(),
+                uow,
                 policy=PATIENT,
             )
-            for source, target in pairs
+            for (source, target), uow in zip(pairs, uows, strict=True)
         ),
         return_exceptions=True,
     )
 
+    assert sum(uow.conflicts for uow in uows) == len(pairs) - 1
     assert sum(isinstance(result, Outcome) for result in results) == 1
     assert sum(isinstance(result, ReferenceReused) for result in results) == 2
 
@@ -247,14 +328,13 @@ async def test_twin_openings_of_one_account_id_answer_the_same_account(
     postgres_uow_factory: SqlUowFactory,
 ) -> None:
     args = OpenAccountArgs.build(account_id=uuid4())
+    uows = meeting(postgres_uow_factory, 3)
 
     opened: list[AccountView] = await asyncio.gather(
-        *(
-            handlers.open_account(OpenAccount(**args), postgres_uow_factory(), policy=PATIENT)
-            for _ in range(3)
-        )
+        *(handlers.open_account(OpenAccount(**args), uow, policy=PATIENT) for uow in uows)
     )
 
+    assert sum(uow.conflicts for uow in uows) == 2
     assert len(set(opened)) == 1
 
 
@@ -264,6 +344,8 @@ async def test_opposite_transfers_between_two_accounts_never_deadlock(
     first = await open_funded_account(postgres_uow_factory(), 1_000)
     second = await open_funded_account(postgres_uow_factory(), 1_000)
     no_retry = RetryPolicy(attempts=1)
+    overlap = Overlap()
+    watched = overlap.factory(postgres_uow_factory)
 
     outcomes = await asyncio.gather(
         *(
@@ -271,13 +353,16 @@ async def test_opposite_transfers_between_two_accounts_never_deadlock(
                 TransferFunds(
                     source_id=source.id, target_id=target.id, **TransferArgs.build(amount=10)
                 ),
-                postgres_uow_factory(),
+                watched(),
                 policy=no_retry,
             )
             for source, target in [(first, second), (second, first)] * 10
         )
     )
 
+    # Opposite transfers held their locks at the same time, and none deadlocked.
+    assert overlap.commits_while_others_open >= 1
+    assert overlap.conflicts == 0
     assert all(outcome.created for outcome in outcomes)
     balances = [
         (await reads.get_account(postgres_uow_factory(), a.id)).balance for a in (first, second)

@@ -141,8 +141,11 @@ def test_the_balance_is_the_sum_of_the_entries() -> None:
 
 def test_an_entry_accepts_a_replay_asking_for_the_same_amount() -> None:
     entry = AccountFactory.build().deposit(10, reference="r-1")
+    before = dict(vars(entry))
 
     entry.check_replay(amount=10)
+
+    assert vars(entry) == before, "an accepted replay leaves the entry as it was"
 
 
 def test_an_entry_refuses_its_reference_for_another_amount() -> None:
@@ -154,8 +157,12 @@ def test_an_entry_refuses_its_reference_for_another_amount() -> None:
 
 def test_reopening_with_the_same_details_is_accepted() -> None:
     account = AccountFactory.build(owner="Ada", currency="EUR")
+    events = list(account.events)
+    before = dict(vars(account))
 
     account.check_reopen(owner="Ada", currency="EUR")
+
+    assert (vars(account), account.events) == (before, events), "nothing opened twice"
 
 
 def test_reopening_with_other_details_is_refused() -> None:

@@ -171,4 +171,4 @@ async def test_a_malformed_movement_is_refused_before_any_work(
     with pytest.raises(error):
         await handlers.deposit(Deposit(account_id=uuid4(), amount=amount, reference=reference), uow)
 
-    assert (uow.commits, uow.rollbacks) == (0, 0)
+    assert (uow.commits, uow.rollbacks, uow.accessed) == (0, 0, [])

@@ -73,7 +73,7 @@ async def test_a_malformed_currency_is_refused_before_any_work(
     with pytest.raises(InvalidCurrency):
         await handlers.open_account(OpenAccount(**OpenAccountArgs.build(currency="eur")), uow)
 
-    assert (uow.commits, uow.rollbacks) == (0, 0)
+    assert (uow.commits, uow.rollbacks, uow.accessed) == (0, 0, [])
 
 
 async def test_reading_an_unknown_account_is_account_not_found(

@@ -3,7 +3,9 @@
 The fake never yields to the event loop by itself, so ``asyncio.gather``
 would run requests one after the other. ``HesitantUnitOfWork`` gives way just
 before committing, as a database round trip does, so two requests really
-overlap: both read, both decide, then both try to commit.
+overlap: both read, both decide, then both try to commit. Each test asserts
+that a commit was refused (``conflicts``) and retried: without the overlap
+the outcomes would look the same, but nothing would have raced.
 """
 
 from __future__ import annotations
@@ -49,11 +51,13 @@ async def test_twin_deposits_with_a_new_reference_create_once_and_replay_once(
     account = await open_funded_account(InMemoryLedgerUnitOfWork(store))
     args = MovementArgs.build(account_id=account.id)
 
+    uows = [HesitantUnitOfWork(store) for _ in range(2)]
+
     outcomes = await asyncio.gather(
-        handlers.deposit(Deposit(**args), HesitantUnitOfWork(store), policy=QUICK),
-        handlers.deposit(Deposit(**args), HesitantUnitOfWork(store), policy=QUICK),
+        *(handlers.deposit(Deposit(**args), uow, policy=QUICK) for uow in uows)
     )
 
+    assert sum(uow.conflicts for uow in uows) == 1
     assert sorted(outcome.created for outcome in outcomes) == [False, True]
     assert outcomes[0].value == outcomes[1].value
     balance = (await reads.get_account(InMemoryLedgerUnitOfWork(store), account.id)).balance
@@ -65,11 +69,13 @@ async def test_twin_openings_of_one_account_id_answer_the_same_account(
 ) -> None:
     args = OpenAccountArgs.build(account_id=uuid4())
 
+    uows = [HesitantUnitOfWork(store) for _ in range(2)]
+
     opened = await asyncio.gather(
-        handlers.open_account(OpenAccount(**args), HesitantUnitOfWork(store), policy=QUICK),
-        handlers.open_account(OpenAccount(**args), HesitantUnitOfWork(store), policy=QUICK),
+        *(handlers.open_account(OpenAccount(**args), uow, policy=QUICK) for uow in uows)
     )
 
+    assert sum(uow.conflicts for uow in uows) == 1
     assert opened[0] == opened[1]
 
 
@@ -78,21 +84,23 @@ async def test_a_transfer_reference_raced_on_other_accounts_is_refused_as_reused
 ) -> None:
     accounts = [await open_funded_account(InMemoryLedgerUnitOfWork(store), 100) for _ in range(4)]
     args = TransferArgs.build()
+    uows = [HesitantUnitOfWork(store) for _ in range(2)]
 
     results = await asyncio.gather(
         handlers.transfer(
             TransferFunds(source_id=accounts[0].id, target_id=accounts[1].id, **args),
-            HesitantUnitOfWork(store),
+            uows[0],
             policy=QUICK,
         ),
         handlers.transfer(
             TransferFunds(source_id=accounts[2].id, target_id=accounts[3].id, **args),
-            HesitantUnitOfWork(store),
+            uows[1],
             policy=QUICK,
         ),
         return_exceptions=True,
     )
 
+    assert sum(uow.conflicts for uow in uows) == 1
     assert sorted(type(result).__name__ for result in results) == ["Outcome", "ReferenceReused"]
     assert any(isinstance(result, ReferenceReused) for result in results)
 
@@ -110,5 +118,5 @@ async def test_a_conflict_that_outlasts_the_retries_surfaces_as_concurrent_updat
             policy=RetryPolicy(attempts=3, base_delay=0, max_delay=0),
         )
 
-    assert (caught.value.code, loser.attempts) == ("concurrent_update", 3)
+    assert (caught.value.code, loser.attempts, loser.conflicts) == ("concurrent_update", 3, 3)
     assert await reads.get_account(InMemoryLedgerUnitOfWork(store), account.id) == account

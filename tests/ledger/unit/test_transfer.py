@@ -89,8 +89,12 @@ def test_a_transfer_of_nothing_is_refused() -> None:
 def test_a_transfer_accepts_a_replay_of_the_same_request() -> None:
     source, target = AccountFactory.build(funded=100), AccountFactory.build()
     transfer = Transfer.between(source, target, amount=40, reference="t-1").transfer
+    before, balances = dict(vars(transfer)), (source.balance, target.balance)
 
     transfer.check_replay(source_id=source.id, target_id=target.id, amount=40)
+
+    assert vars(transfer) == before, "an accepted replay moves no money again"
+    assert (source.balance, target.balance) == balances
 
 
 @pytest.mark.parametrize("change", ["amount", "direction"])

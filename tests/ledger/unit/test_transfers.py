@@ -144,7 +144,7 @@ async def test_a_transfer_to_the_same_account_is_refused_before_any_work(
             TransferFunds(source_id=account_id, target_id=account_id, **TransferArgs.build()), uow
         )
 
-    assert (uow.commits, uow.rollbacks) == (0, 0)
+    assert (uow.commits, uow.rollbacks, uow.accessed) == (0, 0, [])
 
 
 @pytest.mark.parametrize("missing", ["source", "target"])
