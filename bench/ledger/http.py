@@ -4,11 +4,11 @@ Three uvicorn processes, each on its own free port, serve the same two
 routes on one fresh database:
 
 - ``keel``: the ledger app itself (``entrypoints.http.app.create_app``);
-- ``sqlalchemy``: ``bench.http_plain``, the same SQL through a plain ``AsyncSession``;
-- ``asyncpg``: ``bench.http_raw``, the same SQL by hand on an asyncpg pool.
+- ``sqlalchemy``: ``bench.ledger.http_plain``, the same SQL through a plain ``AsyncSession``;
+- ``asyncpg``: ``bench.ledger.http_raw``, the same SQL by hand on an asyncpg pool.
 
 A separate load-generator process (``wrk`` with ``bench/wrk/ledger.lua`` when
-installed, else ``bench.http_load``) drives ``POST /transfers`` between
+installed, else ``bench.ledger.http_load``) drives ``POST /transfers`` between
 random pairs of seeded accounts, with unique references, and
 ``GET /accounts/{id}``. Rounds are interleaved and the variants' order
 rotates, so that machine noise hits every variant alike; segments are short
@@ -78,8 +78,8 @@ class Variant:
 
 VARIANTS = (
     Variant("keel", "entrypoints.http.app:create_app"),
-    Variant("sqlalchemy", "bench.http_plain:create_app"),
-    Variant("asyncpg", "bench.http_raw:create_app"),
+    Variant("sqlalchemy", "bench.ledger.http_plain:create_app"),
+    Variant("asyncpg", "bench.ledger.http_raw:create_app"),
 )
 
 ENDPOINTS = {"transfer": "POST /transfers", "account": "GET /accounts/{id}"}
@@ -230,7 +230,7 @@ def load_command(
     return [
         sys.executable,
         "-m",
-        "bench.http_load",
+        "bench.ledger.http_load",
         server.url,
         str(ids_file),
         mode,
@@ -498,7 +498,7 @@ async def drive(
             )
             if errors:
                 print(
-                    f"bench.http: {server.variant.name} answered {errors} errors; "
+                    f"bench.ledger.http: {server.variant.name} answered {errors} errors; "
                     f"the end of its log:\n{server.log_tail()}",
                     file=sys.stderr,
                 )
@@ -544,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if tool == "auto":
         tool = "python"
     if tool == "wrk" and not shutil.which("wrk"):
-        print("bench.http: --load wrk, but wrk is not installed", file=sys.stderr)
+        print("bench.ledger.http: --load wrk, but wrk is not installed", file=sys.stderr)
         return 2
     print(
         f"Keel HTTP benchmark: {args.rounds} rounds x {args.seconds}s per variant and endpoint, "
@@ -554,7 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         outcome = asyncio.run(benchmark(args, tool))
     except BenchDatabaseError as exc:
-        print(f"bench.http: {exc}", file=sys.stderr)
+        print(f"bench.ledger.http: {exc}", file=sys.stderr)
         return 2
     results = outcome.results
     summary = summarise(results)

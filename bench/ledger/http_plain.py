@@ -9,7 +9,7 @@ repositories and no retry wrapper. The engine gets the options Keel's would
 measures the kernel and not a pool setting. Request and response models and
 error documents are the ledger's own, for the same reason.
 
-    DATABASE_URL=postgresql+asyncpg://... uvicorn --factory bench.http_plain:create_app
+    DATABASE_URL=postgresql+asyncpg://... uvicorn --factory bench.ledger.http_plain:create_app
 """
 
 from __future__ import annotations

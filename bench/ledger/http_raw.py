@@ -7,7 +7,7 @@ commit), with the domain rules written inline as a raw-SQL service would.
 Requests, responses and error documents are the ledger's own models, so the
 HTTP layer costs the same in every variant.
 
-    DATABASE_URL=postgresql+asyncpg://... uvicorn --factory bench.http_raw:create_app
+    DATABASE_URL=postgresql+asyncpg://... uvicorn --factory bench.ledger.http_raw:create_app
 """
 
 from __future__ import annotations
