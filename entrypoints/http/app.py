@@ -26,6 +26,7 @@ from entrypoints.http.docs import install_docs
 from entrypoints.http.limits import BodySizeLimit
 from entrypoints.http.logging import RequestLogMiddleware
 from entrypoints.http.problems import problem_handlers
+from entrypoints.http.security import SecurityHeaders, install_security
 from entrypoints.messaging import serving_messages
 
 MAX_BODY_BYTES = 64 * 1024
@@ -40,8 +41,9 @@ document with a stable `code`.
 class _LoggedApp(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's ServerErrorMiddleware, which add_middleware cannot
-        # reach: so even its last-resort 500 is logged and carries X-Request-ID.
-        return RequestLogMiddleware(super().build_middleware_stack())
+        # reach: so even its last-resort 500 is logged and carries X-Request-ID
+        # and the security headers.
+        return RequestLogMiddleware(SecurityHeaders(super().build_middleware_stack()))
 
 
 def create_app(
@@ -82,14 +84,17 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served from local files by install_docs
         redoc_url=None,  # ReDoc would load its script from a CDN
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
         exception_handlers=problem_handlers(),
     )
     app.add_middleware(BodySizeLimit, max_body_size=MAX_BODY_BYTES)
+    install_security(app, settings)
     if container is not None:
         app.state.container = container
     app.include_router(health_routes.router)
     for context in contexts:
         for router in context.routers:
             app.include_router(router)
-    install_docs(app)
+    if settings.docs_enabled:
+        install_docs(app)
     return app

@@ -77,6 +77,30 @@ class ProblemResponse(JSONResponse):
     media_type = PROBLEM_MEDIA_TYPE
 
 
+class HttpProblem(Exception):
+    """Raise to answer a problem document from anywhere a request is handled (a dependency).
+
+    For refusals that belong to HTTP itself — a missing token, a scope, a rate
+    — rather than to a domain rule.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.title = title
+        self.headers = dict(headers or {})
+
+
 def problem(
     status: int,
     code: str,
@@ -117,6 +141,10 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 async def _domain_error(request: Request, exc: DomainError) -> Response:
     status = KIND_STATUS[exc.kind]
     return problem(status, exc.code, exc.detail)
+
+
+async def _http_problem(request: Request, exc: HttpProblem) -> Response:
+    return problem(exc.status, exc.code, exc.detail, title=exc.title, headers=exc.headers)
 
 
 async def _concurrency_error(request: Request, exc: ConcurrencyError) -> Response:
@@ -261,6 +289,7 @@ def problem_handlers() -> dict[int | type[Exception], ProblemHandler]:
     """
     return {
         DomainError: _domain_error,
+        HttpProblem: _http_problem,
         ConcurrencyError: _concurrency_error,
         RequestValidationError: _validation_error,
         StarletteHTTPException: _http_error,
@@ -273,6 +302,7 @@ def problem_handlers() -> dict[int | type[Exception], ProblemHandler]:
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
+    "HttpProblem",
     "Problem",
     "ProblemResponse",
     "database_timeout",

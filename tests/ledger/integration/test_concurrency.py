@@ -32,7 +32,13 @@ from service_layer.ledger import handlers, reads
 from service_layer.ledger.views import AccountView, EntryView, Outcome, TransferView
 from service_layer.retry import RetryPolicy
 from tests.ledger.conftest import SqlUowFactory
-from tests.ledger.factories import MovementArgs, OpenAccountArgs, TransferArgs, open_funded_account
+from tests.ledger.factories import (
+    OWNER,
+    MovementArgs,
+    OpenAccountArgs,
+    TransferArgs,
+    open_funded_account,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -211,20 +217,15 @@ async def test_twin_deposits_with_a_new_reference_apply_once(
 
     assert sorted(outcome.created for outcome in outcomes) == [False, False, False, True]
     assert len({outcome.value for outcome in outcomes}) == 1
-    stored = await reads.get_account(postgres_uow_factory(), account.id)
+    stored = await reads.get_account(postgres_uow_factory(), account.id, OWNER)
     assert stored.balance == args["amount"]
 
 
-async def test_a_transfer_reference_raced_on_other_accounts_is_refused_as_reused(
+async def test_a_transfer_reference_raced_to_other_targets_is_refused_as_reused(
     postgres_uow_factory: SqlUowFactory,
 ) -> None:
-    pairs = [
-        (
-            await open_funded_account(postgres_uow_factory(), 100),
-            await open_funded_account(postgres_uow_factory()),
-        )
-        for _ in range(3)
-    ]
+    source = await open_funded_account(postgres_uow_factory(), 100)
+    pairs = [(source, await open_funded_account(postgres_uow_factory())) for _ in range(3)]
     args = TransferArgs.build()
 
     results = await asyncio.gather(
@@ -280,6 +281,7 @@ async def test_opposite_transfers_between_two_accounts_never_deadlock(
 
     assert all(outcome.created for outcome in outcomes)
     balances = [
-        (await reads.get_account(postgres_uow_factory(), a.id)).balance for a in (first, second)
+        (await reads.get_account(postgres_uow_factory(), a.id, OWNER)).balance
+        for a in (first, second)
     ]
     assert balances == [1_000, 1_000]

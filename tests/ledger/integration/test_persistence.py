@@ -14,7 +14,13 @@ from domain.ledger.commands import Deposit, OpenAccount, TransferFunds, Withdraw
 from domain.ledger.errors import InsufficientFunds, InvalidCursor, ReferenceReused
 from service_layer.ledger import handlers, reads
 from tests.ledger.conftest import SqlUowFactory
-from tests.ledger.factories import MovementArgs, OpenAccountArgs, TransferArgs, open_funded_account
+from tests.ledger.factories import (
+    OWNER,
+    MovementArgs,
+    OpenAccountArgs,
+    TransferArgs,
+    open_funded_account,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +28,7 @@ pytestmark = pytest.mark.integration
 async def test_an_opened_account_reads_back_exactly(sql_uow_factory: SqlUowFactory) -> None:
     opened = await handlers.open_account(OpenAccount(**OpenAccountArgs.build()), sql_uow_factory())
 
-    read = await reads.get_account(sql_uow_factory(), opened.id)
+    read = await reads.get_account(sql_uow_factory(), opened.id, OWNER)
 
     assert read == opened
     assert (read.version, read.balance) == (1, 0)
@@ -45,7 +51,7 @@ async def test_every_movement_bumps_the_stored_version(sql_uow_factory: SqlUowFa
         Withdraw(account_id=account.id, **MovementArgs.build()), sql_uow_factory()
     )
 
-    stored = await reads.get_account(sql_uow_factory(), account.id)
+    stored = await reads.get_account(sql_uow_factory(), account.id, OWNER)
     assert (stored.balance, stored.version) == (0, account.version + 1)
 
 
@@ -59,7 +65,7 @@ async def test_a_replayed_deposit_answers_exactly_the_stored_entry(
     replay = await handlers.deposit(Deposit(**args), sql_uow_factory())
 
     assert (replay.value, replay.created) == (first.value, False)
-    assert (await reads.get_account(sql_uow_factory(), account.id)).version == 2
+    assert (await reads.get_account(sql_uow_factory(), account.id, OWNER)).version == 2
 
 
 async def test_a_stored_reference_with_another_amount_is_refused(
@@ -81,8 +87,8 @@ async def test_a_refused_withdrawal_writes_nothing(sql_uow_factory: SqlUowFactor
             Withdraw(account_id=account.id, **MovementArgs.build(amount=51)), sql_uow_factory()
         )
 
-    assert await reads.get_account(sql_uow_factory(), account.id) == account
-    assert len((await reads.list_entries(sql_uow_factory(), account.id)).items) == 1
+    assert await reads.get_account(sql_uow_factory(), account.id, OWNER) == account
+    assert len((await reads.list_entries(sql_uow_factory(), account.id, OWNER)).items) == 1
 
 
 async def test_a_transfer_reads_back_with_both_entries(sql_uow_factory: SqlUowFactory) -> None:
@@ -94,9 +100,9 @@ async def test_a_transfer_reads_back_with_both_entries(sql_uow_factory: SqlUowFa
         sql_uow_factory(),
     )
 
-    assert await reads.get_transfer(sql_uow_factory(), outcome.value.id) == outcome.value
-    debit = (await reads.list_entries(sql_uow_factory(), source.id)).items[-1]
-    credit = (await reads.list_entries(sql_uow_factory(), target.id)).items[-1]
+    assert await reads.get_transfer(sql_uow_factory(), outcome.value.id, OWNER) == outcome.value
+    debit = (await reads.list_entries(sql_uow_factory(), source.id, OWNER)).items[-1]
+    credit = (await reads.list_entries(sql_uow_factory(), target.id, OWNER)).items[-1]
     assert (debit.kind, debit.transfer_id, debit.balance_after) == (
         "transfer_out",
         outcome.value.id,
@@ -135,9 +141,9 @@ async def test_the_journal_pages_through_every_stored_entry(
         for _ in range(5)
     ]
 
-    first = await reads.list_entries(sql_uow_factory(), account.id, limit=3)
+    first = await reads.list_entries(sql_uow_factory(), account.id, OWNER, limit=3)
     assert first.next is not None
-    rest = await reads.list_entries(sql_uow_factory(), account.id, limit=3, after=first.next)
+    rest = await reads.list_entries(sql_uow_factory(), account.id, OWNER, limit=3, after=first.next)
 
     assert [*first.items, *rest.items] == [outcome.value for outcome in made]
     assert rest.next is None
@@ -147,7 +153,7 @@ async def test_a_forged_cursor_is_refused(sql_uow_factory: SqlUowFactory) -> Non
     account = await open_funded_account(sql_uow_factory())
 
     with pytest.raises(InvalidCursor):
-        await reads.list_entries(sql_uow_factory(), account.id, after="djE6LTE")
+        await reads.list_entries(sql_uow_factory(), account.id, OWNER, after="djE6LTE")
 
 
 async def test_entries_load_as_domain_objects_with_their_kind(
