@@ -191,10 +191,11 @@ def _phrase(status: int) -> str:
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
     status = exc.status_code
-    if status == 400 and isinstance(exc.__cause__, ValueError):
+    if status == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
         # FastAPI's 400 for a body that json.loads cannot read although it is no
-        # JSONDecodeError: bytes that are not UTF-8, an integer of 4300+ digits.
-        # To the client that is just invalid input, answered like any other.
+        # JSONDecodeError: bytes that are not UTF-8, an integer of 4300+ digits,
+        # brackets nested deeper than the parser's recursion limit. To the
+        # client that is just invalid input, answered like any other.
         issue = ValidationIssue(
             field="body",
             location="body",

@@ -13,6 +13,8 @@ import re
 from domain.ledger.errors import InvalidCursor
 
 _PREFIX = "v1:"
+MAX_SEQUENCE = 2**63 - 1
+"""The largest position a BIGINT column holds; beyond it the driver fails (a 500)."""
 _SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PAYLOAD = re.compile(r"v1:(0|[1-9][0-9]{0,18})")
 
@@ -33,6 +35,6 @@ def decode_cursor(cursor: str) -> int:
     except (binascii.Error, UnicodeDecodeError):
         raise InvalidCursor(f"cursor {cursor!r} is not one this service handed out") from None
     match = _PAYLOAD.fullmatch(text)
-    if match is None:
+    if match is None or int(match.group(1)) > MAX_SEQUENCE:
         raise InvalidCursor(f"cursor {cursor!r} is not one this service handed out")
     return int(match.group(1))

@@ -277,14 +277,15 @@ async def reject_command(
     again (its funds may have arrived meanwhile) nor announced twice — the
     second attempt's commit raises ``DuplicateMessage``.
 
-    A refusal the handler kept itself (a :class:`Refusal`, for want of funds)
-    committed the handler's inbox row already; its announcement is then kept
-    under the handler's name with ``:rejected``, once likewise.
+    The announcement itself is kept under the handler's name with
+    ``:rejected``: a refusal the handler kept itself (a :class:`Refusal`, for
+    want of funds) committed the handler's own inbox row already, and is
+    still announced once.
     """
     handler = COMMAND_HANDLERS[type(command)].name
-    if await inbox.already_processed(uow, command.message_id, handler):
-        handler = f"{handler}:rejected"
-    inbox.guard(uow, command.message_id, handler)
+    if not await inbox.already_processed(uow, command.message_id, handler):
+        inbox.guard(uow, command.message_id, handler)
+    inbox.guard(uow, command.message_id, f"{handler}:rejected")
     rejected = CommandRejected(
         command_message_id=command.message_id, code=error.code, detail=error.detail
     )

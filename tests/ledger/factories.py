@@ -83,7 +83,7 @@ async def open_funded_account(
     currency: str = "EUR",
     principal: Principal = OWNER,
 ) -> AccountView:
-    """An account of ``principal``'s, opened and funded by one deposit, through the service layer."""
+    """An account of ``principal``, opened and funded by one deposit, by the service layer."""
     account = await handlers.open_account(
         OpenAccount(**OpenAccountArgs.build(currency=currency, principal=principal)), uow
     )

@@ -7,6 +7,7 @@ from uuid import uuid4
 import pytest
 
 from domain.ledger.errors import AccountNotFound, InsufficientFunds
+from domain.principal import Principal
 from service_layer.ledger.handlers import reject_command
 from service_layer.messagebus import DuplicateMessage
 from tests.ledger.messaging.factories import (
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.unit
 
 
 async def test_opening_an_account_announces_it_with_the_senders_id(memory: MemoryLedger) -> None:
-    command = OpenAccountFactory.build(owner="Ada", currency="EUR")
+    command = OpenAccountFactory.build(principal=Principal(subject="ada"), currency="EUR")
 
     view = await memory.bus.handle(command)
 
@@ -30,7 +31,7 @@ async def test_opening_an_account_announces_it_with_the_senders_id(memory: Memor
     assert opened["type"] == "AccountOpened"
     assert opened["payload"] == {
         "account_id": str(command.account_id),
-        "owner": "Ada",
+        "owner": "ada",
         "currency": "EUR",
     }
 

@@ -18,7 +18,7 @@ from domain.ledger.errors import (
 )
 from domain.ledger.events import TransferCompleted
 from service_layer.ledger import handlers, reads
-from tests.ledger.factories import OWNER, new_principal, TransferArgs, open_funded_account
+from tests.ledger.factories import OWNER, TransferArgs, new_principal, open_funded_account
 
 pytestmark = pytest.mark.unit
 
