@@ -6,7 +6,8 @@ the app can serve. Tests share it and isolate themselves by opening fresh
 accounts; nothing is rolled back between them, as in production.
 
 ``client`` sends a token of one principal, :data:`OWNER`, with every request;
-``stranger`` is a client of another principal, on the same app.
+``stranger`` and ``third`` are clients of two other principals, and
+``anonymous`` sends no token; all on the same app.
 """
 
 from __future__ import annotations
@@ -81,6 +82,15 @@ async def client(transport: httpx.ASGITransport) -> AsyncIterator[httpx.AsyncCli
 async def stranger(transport: httpx.ASGITransport) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         transport=transport, base_url=BASE_URL, headers=bearer_for(STRANGER)
+    ) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+async def third(transport: httpx.ASGITransport) -> AsyncIterator[httpx.AsyncClient]:
+    """A principal that owns nothing the other two made."""
+    async with httpx.AsyncClient(
+        transport=transport, base_url=BASE_URL, headers=bearer_for(new_subject())
     ) as http:
         yield http
 

@@ -215,3 +215,14 @@ async def test_a_non_ascii_reference_is_kept_as_sent(
 
     assert response.status_code == 201, response.text
     assert response.json()["reference"] == reference
+
+
+async def test_a_body_nested_deeper_than_the_parser_goes_answers_422(
+    client: httpx.AsyncClient, account_id: str
+) -> None:
+    response = await client.post(
+        f"/accounts/{account_id}/deposits", content=b"[" * 30_000 + b"]" * 30_000, headers=JSON
+    )
+
+    body = assert_problem(response, 422, "validation_error")
+    assert [issue["field"] for issue in body["errors"]] == ["body"]

@@ -5,6 +5,7 @@ Parametrised over PostgreSQL and SQLite; each test opens its own accounts.
 
 from __future__ import annotations
 
+import base64
 from uuid import uuid4
 
 import pytest
@@ -170,3 +171,13 @@ async def test_entries_load_as_domain_objects_with_their_kind(
     assert entry is not None
     assert entry.kind is EntryKind.DEPOSIT
     assert entry.created_at == outcome.value.created_at
+
+
+async def test_a_cursor_beyond_a_64_bit_position_is_refused_before_the_database(
+    sql_uow_factory: SqlUowFactory,
+) -> None:
+    account = await open_funded_account(sql_uow_factory(), 10)
+    tampered = base64.urlsafe_b64encode(b"v1:9999999999999999999").rstrip(b"=").decode()
+
+    with pytest.raises(InvalidCursor):
+        await reads.list_entries(sql_uow_factory(), account.id, OWNER, after=tampered)
