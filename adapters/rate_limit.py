@@ -33,6 +33,10 @@ class RateLimiter(Protocol):
         """Count one request under ``key``; ``None`` if allowed, else seconds to wait."""
         ...
 
+    async def close(self) -> None:
+        """Let go of the store's connections (at shutdown)."""
+        ...
+
 
 class LimitsRateLimiter:
     """:class:`RateLimiter` over a ``limits`` storage and the moving-window strategy."""
@@ -54,6 +58,13 @@ class LimitsRateLimiter:
             )
             return None
         return max(1.0, math.ceil(stats.reset_time - time.time()))
+
+    async def close(self) -> None:
+        # ``limits`` keeps its redis-py client on the storage's bridge and offers no close.
+        client = getattr(getattr(self.storage, "bridge", None), "storage", None)
+        closing = getattr(client, "aclose", None)
+        if closing is not None:
+            await closing()
 
 
 def rate_limiter(settings: Settings) -> RateLimiter | None:

@@ -73,6 +73,8 @@ def create_app(
                 yield
         finally:
             await owned.session_manager.close()
+            if owned.rate_limiter is not None:
+                await owned.rate_limiter.close()
 
     app = _LoggedApp(
         title="Keel",
