@@ -153,3 +153,17 @@ async def test_a_rejected_command_is_not_run_again_when_it_would_now_succeed(
         await memory.bus.handle(withdrawal, once=True)
 
     assert await memory.balance(opened.account_id) == 10
+
+
+async def test_one_accounts_events_share_its_key_transfers_included(memory: MemoryLedger) -> None:
+    source, target = OpenAccountFactory.build(), OpenAccountFactory.build()
+    for opened in (source, target):
+        await memory.bus.handle(opened)
+    await memory.bus.handle(DepositFactory.build(account_id=source.account_id, amount=70))
+    await memory.bus.handle(
+        TransferFactory.build(source_id=source.account_id, target_id=target.account_id, amount=5)
+    )
+
+    keys = {record.type: record.key for record in memory.outbox.records}
+
+    assert keys["Deposited"] == keys["TransferCompleted"] == f"Account:{source.account_id}"
