@@ -39,6 +39,9 @@ from tests.messaging.support import wait_until
 from tests.support import postgres
 from tests.support.tokens import bearer_for, new_subject
 
+CLIENT = new_subject()
+"""The one principal behind every request of this file: it opens the accounts it moves."""
+
 pytestmark = pytest.mark.e2e
 
 KEEL = Path(sys.executable).with_name("keel")
@@ -92,7 +95,7 @@ async def server(postgres_admin_dsn: str, tmp_path: Path) -> AsyncIterator[Serve
     dsn = make_url(postgres_admin_dsn).set(database=database).render_as_string(False)
     try:
         async with (
-            httpx.AsyncClient(base_url=base_url, headers=bearer_for(new_subject())) as http,
+            httpx.AsyncClient(base_url=base_url, headers=bearer_for(CLIENT)) as http,
             asyncio.timeout(START_DEADLINE),
         ):
             while True:
@@ -120,7 +123,7 @@ class Answer:
 
 
 async def open_funded_accounts(base_url: str) -> list[str]:
-    async with httpx.AsyncClient(base_url=base_url, headers=bearer_for(new_subject())) as http:
+    async with httpx.AsyncClient(base_url=base_url, headers=bearer_for(CLIENT)) as http:
         accounts = []
         for _ in range(ACCOUNTS):
             opened = await http.post("/accounts", json=OpenAccountBody.build())
@@ -137,7 +140,7 @@ async def client(base_url: str, accounts: list[str], seed: int, answers: list[An
     """Deposit and transfer until the server stops answering; keep every outcome."""
     rng = random.Random(seed)
     async with httpx.AsyncClient(
-        base_url=base_url, timeout=STOP_DEADLINE, headers=bearer_for(new_subject())
+        base_url=base_url, timeout=STOP_DEADLINE, headers=bearer_for(CLIENT)
     ) as http:
         while True:
             if rng.random() < 0.3:
