@@ -360,8 +360,14 @@ def token_verifier(settings: Settings) -> TokenVerifier:
     """The verifier of ``keel serve``: keys, issuer, audience, algorithms and skew from settings."""
     keys = key_source(settings)
     algorithms = settings.algorithms
-    if isinstance(keys, DevKeyPair) and DEV_ALGORITHM not in algorithms:
-        algorithms = (*algorithms, DEV_ALGORITHM)
+    if isinstance(keys, DevKeyPair):
+        logger.warning(
+            "tokens are checked with the development key (neither AUTH_JWKS_URL nor "
+            "AUTH_PUBLIC_KEY is set); fine on a laptop, never in production",
+            extra={"path": str(keys.path)},
+        )
+        if DEV_ALGORITHM not in algorithms:
+            algorithms = (*algorithms, DEV_ALGORITHM)
     return TokenVerifier(
         keys,
         issuer=settings.auth_issuer,
