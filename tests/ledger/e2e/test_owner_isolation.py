@@ -183,7 +183,10 @@ async def test_a_reused_transfer_reference_names_nothing_of_the_earlier_transfer
     source = await funded_account(client, 100)
     payee = await open_account(stranger)
     other = await open_account(client)
-    body = TransferBody.build(source_id=source["id"], target_id=payee["id"], amount=37)
+    # A reference without digits (the source is new, so it is free): the amount must not show.
+    body = TransferBody.build(
+        source_id=source["id"], target_id=payee["id"], amount=37, reference="rent-for-may"
+    )
     first = await client.post("/transfers", json=body)
 
     response = await client.post(
