@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Self
 from urllib.parse import urlsplit
 from uuid import uuid4
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.database import DatabaseConfigurationError, parse_database_url
@@ -24,6 +24,13 @@ DEFAULT_CONTEXTS = "ledger"
 """The example context; drop it here (or in ``KEEL_CONTEXTS``) together with its folders."""
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 _SCHEMES_TEXT = ", ".join(scheme + "://" for scheme in BROKER_SCHEMES)
+DEFAULT_DEV_KEY_FILE = "./keel-dev-key.pem"
+"""Where ``keel serve`` and ``keel token`` keep the development signing key (gitignored)."""
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+"""What ``AUTH_ALGORITHMS`` may list: never ``none``, never an HMAC algorithm."""
+MAX_CLOCK_SKEW_SECONDS = 5
 
 
 class ConfigurationError(ValueError):
@@ -62,6 +69,32 @@ class Settings(BaseSettings):
     db_application_name: Annotated[str, Field(min_length=1, max_length=63)] = "keel"
     """How Keel's connections are named in ``pg_stat_activity``, for the operator."""
     retry_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    db_log_parameters: bool = False
+    """Whether SQL bind parameters (owners, references) may appear in errors and logs."""
+
+    auth_public_key: SecretStr | None = None
+    """PEM text of the tokens' public key, or the path of a file holding it."""
+    auth_jwks_url: str | None = None
+    """A JWKS document to take the keys from, cached and fetched again on an unknown ``kid``."""
+    auth_jwks_cache_seconds: Annotated[int, Field(ge=1, le=86_400)] = 300
+    auth_issuer: Annotated[str, Field(min_length=1)] = "keel"
+    auth_audience: Annotated[str, Field(min_length=1)] = "keel"
+    auth_algorithms: str = "ES256,RS256,PS256,EdDSA"
+    """The signature algorithms a token may use: asymmetric ones only."""
+    auth_leeway_seconds: Annotated[int, Field(ge=0, le=MAX_CLOCK_SKEW_SECONDS)] = 5
+    """Clock skew allowed on ``exp`` and ``nbf``."""
+    auth_dev_key_file: str = DEFAULT_DEV_KEY_FILE
+    """With neither a public key nor a JWKS URL: the development key pair, made on first use."""
+    command_signing_key: SecretStr | None = None
+    """The HMAC-SHA256 key of the ``sig`` field of commands on a real broker."""
+    rate_limit: str | None = None
+    """Writes allowed per principal, e.g. ``50/second``; unset: no limit."""
+    trusted_hosts: str = "*"
+    """Comma-separated ``Host`` names answered (``*.example.com`` allowed); ``*``: any."""
+    cors_origins: str = ""
+    """Comma-separated origins allowed to call the API from a browser; empty: none (no CORS)."""
+    docs_enabled: bool = True
+    """Whether ``/docs`` and ``/openapi.json`` are served."""
 
     metrics_enabled: bool = True
     """Whether Keel serves Prometheus metrics: ``GET /metrics``, and the workers' port."""
@@ -81,6 +114,58 @@ class Settings(BaseSettings):
                     f"{name!r} is not an import name; expected e.g. 'orders' or 'orders,catalog'"
                 )
         return value
+
+    @field_validator("auth_algorithms")
+    @classmethod
+    def _check_algorithms(cls, value: str) -> str:
+        names = _split(value)
+        if not names:
+            raise ValueError("must name at least one algorithm, e.g. ES256")
+        refused = [name for name in names if name not in ASYMMETRIC_ALGORITHMS]
+        if refused:
+            allowed = ", ".join(sorted(ASYMMETRIC_ALGORITHMS))
+            raise ValueError(
+                f"{', '.join(refused)} not allowed: only asymmetric algorithms ({allowed})"
+            )
+        return value
+
+    @field_validator("auth_jwks_url")
+    @classmethod
+    def _check_jwks_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if urlsplit(value).scheme not in ("https", "http") or not urlsplit(value).hostname:
+            raise ValueError("must be an http(s):// URL of a JWKS document")
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate; expected e.g. '50/second' or '1000/minute'"
+            ) from None
+        return value
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """``AUTH_ALGORITHMS`` as a tuple."""
+        return _split(self.auth_algorithms)
+
+    @property
+    def trusted_host_names(self) -> tuple[str, ...]:
+        """``TRUSTED_HOSTS`` as a tuple; ``("*",)`` accepts any host."""
+        return _split(self.trusted_hosts) or ("*",)
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return _split(self.cors_origins)
 
     @property
     def context_names(self) -> tuple[str, ...]:
@@ -188,10 +273,15 @@ class Settings(BaseSettings):
         and with ``ignore_startup_parameters`` it would drop it silently — but
         enforced by asyncpg's ``command_timeout``, which cancels a statement
         that runs longer (the pooler forwards the cancel request).
+
+        Bind parameters are hidden from SQLAlchemy's error messages unless
+        ``DB_LOG_PARAMETERS`` is on: they hold owners and references.
         """
+        hidden: dict[str, Any] = {"hide_parameters": not self.db_log_parameters}
         if self.database_url.startswith("sqlite"):
-            return {}
+            return hidden
         options: dict[str, Any] = {
+            **hidden,
             "pool_size": self.db_pool_size,
             "max_overflow": self.db_max_overflow,
             "pool_timeout": self.db_pool_timeout,

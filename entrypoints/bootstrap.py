@@ -18,11 +18,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
+from adapters.auth import TokenVerifier, token_verifier
 from adapters.brokers import Broker, create_broker
 from adapters.container import DependencyContainer
 from adapters.database import DatabaseSessionManager, session_manager
 from adapters.inbox import InMemoryInbox, SqlAlchemyInbox
 from adapters.outbox import InMemoryOutbox, SqlAlchemyOutbox, with_outbox
+from adapters.rate_limit import RateLimiter, rate_limiter
 from adapters.relay import OutboxRelay, create_relay
 from adapters.replicas import ReplicaRouter
 from adapters.repository import InMemoryStore
@@ -73,6 +75,10 @@ class Container(DependencyContainer):
     """The fakes' shared store when bootstrapped with one; ``None`` on a database."""
     replicas: ReplicaRouter | None = None
     """Routes read-only units of work to replicas; run it (``async with``) while serving."""
+    authenticator: TokenVerifier | None = None
+    """Checks bearer tokens (``AUTH_*``); routes reach it through ``entrypoints.http.auth``."""
+    rate_limiter: RateLimiter | None = None
+    """Counts each principal's writes (``RATE_LIMIT``); ``None``: no limit."""
 
     def wiring(self, name: str) -> ContextWiring[Any]:
         """The wiring of the context called ``name``; a clear error when it is not running."""
@@ -173,6 +179,8 @@ def bootstrap(
         dependencies=dependencies,
         store=store,
         replicas=replicas,
+        authenticator=token_verifier(settings),
+        rate_limiter=rate_limiter(settings),
     )
 
 

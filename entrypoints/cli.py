@@ -1,4 +1,4 @@
-"""The ``keel`` command: serve, migrate, consume, relay, revision, new — and the contexts' own.
+"""The ``keel`` command: serve, migrate, consume, relay, revision, new, token — and the contexts'.
 
 ``consume`` and ``relay`` run until SIGTERM or SIGINT and then stop
 gracefully; start as many of each as the load needs. They need a broker
@@ -36,15 +36,18 @@ from adapters.migrate import MigrationError, upgrade_to_head
 from adapters.settings import ConfigurationError, Settings, load_settings
 from adapters.tracing import TracingConfigurationError, configure_tracing
 from entrypoints import consumer, operations, relay
-from entrypoints.bootstrap import bootstrap, make_broker
+from entrypoints.bootstrap import bootstrap, consumes_in_serve, make_broker
 from entrypoints.context import BoundedContext, CliCommand, ContextLoadError, load_contexts
 from entrypoints.http.logging import logging_config
+from entrypoints.signed_commands import signing_key
 
 logger = logging.getLogger("keel")
 
 EXIT_OK = 0
 EXIT_DATABASE = 1
 EXIT_USAGE = 2
+
+MAX_TOKEN_TTL = 30 * 24 * 3600
 
 
 def _port(value: str) -> int:
@@ -65,6 +68,30 @@ def _workers(value: str) -> int:
     if not 1 <= count <= 64:
         raise argparse.ArgumentTypeError(f"workers out of range 1..64: {count}")
     return count
+
+
+def _seconds(value: str) -> int:
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 0 < seconds <= MAX_TOKEN_TTL:
+        raise argparse.ArgumentTypeError(f"out of range 1..{MAX_TOKEN_TTL}: {seconds}")
+    return seconds
+
+
+def _token(settings: Settings, contexts: Sequence[BoundedContext[Any]], args: Any) -> int:
+    """Print a development token; refused when tokens come from an identity provider."""
+    from datetime import timedelta
+
+    from adapters.auth import AuthConfigurationError, token_issuer
+
+    try:
+        issuer = token_issuer(settings)
+    except AuthConfigurationError as exc:
+        return _fail(f"cannot mint a token: {exc}", EXIT_USAGE)
+    print(issuer.mint(args.subject, scopes=args.scope.split(), ttl=timedelta(seconds=args.ttl)))
+    return EXIT_OK
 
 
 def _parser(contexts: Sequence[BoundedContext[Any]]) -> argparse.ArgumentParser:
@@ -97,6 +124,18 @@ def _parser(contexts: Sequence[BoundedContext[Any]]) -> argparse.ArgumentParser:
         "--autogenerate",
         action="store_true",
         help="fill it in by comparing the mapped tables with the database",
+    )
+    token = commands.add_parser(
+        "token", help="print a bearer token signed with the development key (AUTH_DEV_KEY_FILE)"
+    )
+    token.add_argument("subject", help="the principal the token speaks for (its 'sub')")
+    token.add_argument(
+        "--scope",
+        default=" ".join(f"{c.name}:read {c.name}:write" for c in contexts),
+        help="space-separated scopes (default: %(default)r, read and write on each context)",
+    )
+    token.add_argument(
+        "--ttl", type=_seconds, default=3600, help="lifetime in seconds (default: %(default)s)"
     )
     new = commands.add_parser("new", help="scaffold a new bounded context in every layer")
     new.add_argument("name", help="the context's name: a lower-case Python identifier")
@@ -275,6 +314,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _revision(settings, contexts, args)
     if args.command in operations.COMMANDS:
         return operations.run(args, settings, contexts)
+    if args.command == "token":
+        return _token(settings, contexts, args)
+    if args.command == "consume" or (args.command == "serve" and consumes_in_serve(settings)):
+        try:
+            signing_key(settings)
+        except ConfigurationError as exc:
+            return _fail(f"{args.command} refuses to start: {exc}", EXIT_USAGE)
     if args.command in WORKERS and settings.broker_url is None:
         return _fail(
             f"{args.command} needs BROKER_URL (redis://...); without it the broker is "

@@ -36,6 +36,11 @@ table is emptied afterwards):
 
 The ``memory`` parameters carry the ``unit`` mark and the database ones the
 ``integration`` mark, so ``pytest -m unit`` runs the fake variants only.
+
+Authentication: the run trusts the test key of :mod:`tests.support.tokens`
+(``AUTH_PUBLIC_KEY``) and signs commands with its ``COMMAND_SIGNING_KEY``;
+both are put in the environment here, before any settings are read, so that
+``keel`` processes started by tests trust them too.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from adapters.database import safe_url
 from adapters.repository import InMemoryStore
 from tests.faults.harness import LeakCheck
-from tests.support import postgres
+from tests.support import postgres, tokens
 from tests.support.databases import Backend, SqlDatabase, SyncSqlDatabase
 
 
@@ -66,6 +71,10 @@ def _logging_left_as_found() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+os.environ["AUTH_PUBLIC_KEY"] = tokens.PUBLIC_KEY_PEM
+os.environ["COMMAND_SIGNING_KEY"] = tokens.SIGNING_KEY
 
 
 @pytest.fixture

@@ -396,6 +396,10 @@ class RedisStreamsBroker(Broker):
                 parsed = None
             if isinstance(parsed, dict):
                 headers = {str(key): str(value) for key, value in parsed.items()}
+        # The entry's other fields (a command's 'sig') travel as headers too; they win.
+        for name, value in fields.items():
+            if name not in (b"data", b"__data__", b"headers"):
+                headers[_text(name) or ""] = _text(value) or ""
         attempt = await message.get_delivery_count() if reclaimed else 1
         await self.deliver(
             handler,

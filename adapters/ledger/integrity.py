@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sqlalchemy import Table, UniqueConstraint
+from sqlalchemy import Column, Table, UniqueConstraint
 from sqlalchemy.exc import IntegrityError
 
-from adapters.ledger.tables import IDEMPOTENCY_CONSTRAINTS, accounts, entries, transfers
+from adapters.ledger.tables import (
+    IDEMPOTENCY_CONSTRAINTS,
+    accounts,
+    entries,
+    refusals,
+    transfers,
+)
 from adapters.sql_errors import UNIQUE_VIOLATION, is_unique_violation, sqlstate_of
 
 _SQLITE_PREFIX = "UNIQUE constraint failed: "
@@ -29,10 +35,15 @@ def _unique_constraints(*tables: Table) -> Iterator[tuple[str, tuple[str, ...]]]
         for constraint in table.constraints:
             if isinstance(constraint, UniqueConstraint) and isinstance(constraint.name, str):
                 yield constraint.name, tuple(f"{table.name}.{c.name}" for c in constraint.columns)
+        for index in table.indexes:
+            if index.unique and isinstance(index.name, str):
+                columns = [c for c in index.expressions if isinstance(c, Column)]
+                yield index.name, tuple(f"{table.name}.{c.name}" for c in columns)
 
 
 _BY_SQLITE_COLUMNS = {
-    ", ".join(columns): name for name, columns in _unique_constraints(accounts, transfers, entries)
+    ", ".join(columns): name
+    for name, columns in _unique_constraints(accounts, transfers, entries, refusals)
 }
 
 

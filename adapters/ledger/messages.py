@@ -1,9 +1,10 @@
 """The ledger's messages on the wire: which commands it takes, which events it publishes.
 
 Stream names are logical; the broker puts ``STREAM_PREFIX`` in front of them.
-Every published event is ordered by the aggregate that raised it
-(``Account:<id>`` for the account events, ``Transfer:<id>`` for a
-transfer); a ``CommandRejected`` is keyed by the command it answers.
+Every published event is ordered by the account it is about (``Account:<id>``),
+so one account's events share a key and keep their order: the account events
+by the account that raised them, a ``TransferCompleted`` by its *source*
+account. A ``CommandRejected`` is keyed by the command it answers.
 """
 
 from __future__ import annotations
@@ -41,12 +42,18 @@ EVENTS: tuple[type[Event], ...] = (
 )
 
 
+def source_account_key(event: TransferCompleted) -> str:
+    """A transfer is ordered with its source account's other events."""
+    return f"Account:{event.source_id}"
+
+
 def register_messages(registry: MessageRegistry) -> None:
     """Put the ledger's commands and its events (on ``ledger.events``) on ``registry``."""
     for name, command in COMMANDS.items():
         registry.register(command, name=name)
     for event in EVENTS:
-        registry.register(event, stream=EVENTS_STREAM)
+        key = source_account_key if event is TransferCompleted else None
+        registry.register(event, stream=EVENTS_STREAM, key=key)
 
 
 def ledger_registry() -> MessageRegistry:

@@ -12,8 +12,9 @@ from sqlalchemy import inspect
 from sqlalchemy.orm import relationship
 
 from adapters.database import mapper_registry
-from adapters.ledger.tables import accounts, entries, transfers
+from adapters.ledger.tables import accounts, entries, refusals, transfers
 from domain.ledger.account import Account, Entry
+from domain.ledger.refusal import Refusal
 from domain.ledger.transfer import Transfer
 
 
@@ -25,6 +26,7 @@ def start_mappers() -> None:
     # bumps it, so a write based on a stale read fails instead of being lost.
     mapper_registry.map_imperatively(Account, accounts, version_id_col=accounts.c.version)
     mapper_registry.map_imperatively(Transfer, transfers)
+    mapper_registry.map_imperatively(Refusal, refusals)
     mapper_registry.map_imperatively(
         Entry,
         entries,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.ledger.tables import accounts, transfers
@@ -21,7 +21,7 @@ class SqlAlchemyLedgerQueries(LedgerQueries):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def account(self, account_id: UUID) -> AccountView | None:
+    async def account(self, account_id: UUID, *, owner: str) -> AccountView | None:
         statement = select(
             accounts.c.id,
             accounts.c.owner,
@@ -29,11 +29,15 @@ class SqlAlchemyLedgerQueries(LedgerQueries):
             accounts.c.balance,
             accounts.c.version,
             accounts.c.created_at,
-        ).where(accounts.c.id == account_id)
+        ).where(accounts.c.id == account_id, accounts.c.owner_subject == owner)
         row = (await self.session.execute(statement)).one_or_none()
         return None if row is None else AccountView(**row._asdict())
 
-    async def transfer(self, transfer_id: UUID) -> TransferView | None:
+    async def transfer(self, transfer_id: UUID, *, viewer: str) -> TransferView | None:
+        owned = exists().where(
+            accounts.c.owner_subject == viewer,
+            or_(accounts.c.id == transfers.c.source_id, accounts.c.id == transfers.c.target_id),
+        )
         statement = select(
             transfers.c.id,
             transfers.c.source_id,
@@ -42,7 +46,7 @@ class SqlAlchemyLedgerQueries(LedgerQueries):
             transfers.c.currency,
             transfers.c.reference,
             transfers.c.created_at,
-        ).where(transfers.c.id == transfer_id)
+        ).where(transfers.c.id == transfer_id, owned)
         row = (await self.session.execute(statement)).one_or_none()
         return None if row is None else TransferView(**row._asdict())
 
@@ -53,10 +57,17 @@ class InMemoryLedgerQueries(LedgerQueries):
     def __init__(self, store: InMemoryStore) -> None:
         self.store = store
 
-    async def account(self, account_id: UUID) -> AccountView | None:
+    async def account(self, account_id: UUID, *, owner: str) -> AccountView | None:
         found: Account | None = self.store.table(Account).get(account_id)
-        return None if found is None else AccountView.of(found)
+        if found is None or not found.is_owned_by(owner):
+            return None
+        return AccountView.of(found)
 
-    async def transfer(self, transfer_id: UUID) -> TransferView | None:
+    async def transfer(self, transfer_id: UUID, *, viewer: str) -> TransferView | None:
         found: Transfer | None = self.store.table(Transfer).get(transfer_id)
-        return None if found is None else TransferView.of(found)
+        if found is None:
+            return None
+        sides = (self.store.table(Account).get(i) for i in (found.source_id, found.target_id))
+        if not any(side is not None and side.is_owned_by(viewer) for side in sides):
+            return None
+        return TransferView.of(found)

@@ -7,10 +7,12 @@ from typing import Any
 
 from adapters.ledger.integrity import idempotency_conflict
 from adapters.ledger.queries import InMemoryLedgerQueries, SqlAlchemyLedgerQueries
+from adapters.ledger.tables import OWN_REFERENCE_KINDS
 from adapters.sql_errors import UNIQUE_VIOLATION
 from adapters.unit_of_work import InMemoryUnitOfWork, SqlAlchemyUnitOfWork
 from domain.errors import DuplicateKeyError
 from domain.ledger.account import Entry
+from domain.ledger.refusal import Refusal
 from domain.ledger.transfer import Transfer
 from service_layer.ledger.queries import LedgerQueries
 from service_layer.ledger.unit_of_work import LedgerUnitOfWork
@@ -34,13 +36,19 @@ class SqlAlchemyLedgerUnitOfWork(LedgerUnitOfWork, SqlAlchemyUnitOfWork):
         return super().translate_error(exc)
 
 
-_UNIQUE_KEYS: dict[type[Any], tuple[str, Callable[[Any], Hashable]]] = {
-    Transfer: ("uq_ledger_transfers_reference", lambda t: t.reference),
+_UNIQUE_KEYS: dict[type[Any], tuple[str, Callable[[Any], Hashable | None]]] = {
+    Transfer: ("uq_ledger_transfers_source_reference", lambda t: (t.source_id, t.reference)),
     Entry: (
         "uq_ledger_entries_account_kind_reference",
-        lambda e: (e.account_id, e.kind, e.reference),
+        # The partial index: only deposits and withdrawals; None is never a duplicate.
+        lambda e: (e.account_id, e.kind, e.reference) if e.kind in OWN_REFERENCE_KINDS else None,
+    ),
+    Refusal: (
+        "uq_ledger_refusals_account_kind_reference",
+        lambda r: (r.account_id, r.kind, r.reference),
     ),
 }
+"""The unique keys the tables keep; a key function answering ``None`` exempts the row."""
 
 
 class InMemoryLedgerUnitOfWork(LedgerUnitOfWork, InMemoryUnitOfWork):
@@ -65,7 +73,7 @@ class InMemoryLedgerUnitOfWork(LedgerUnitOfWork, InMemoryUnitOfWork):
         duplicates = []
         for kind, (constraint, key) in _UNIQUE_KEYS.items():
             committed = self.store.table(kind)
-            taken = {key(row) for row in committed.values()}
+            taken = {key(row) for row in committed.values()} - {None}
             for staged in self.repository(kind).seen:
                 if staged.id not in committed and key(staged) in taken:
                     duplicates.append(constraint)

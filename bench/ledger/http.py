@@ -44,6 +44,7 @@ from uuid import UUID, uuid4
 import httpx
 from sqlalchemy import func, select
 
+from adapters.auth import DevKeyPair, TokenIssuer
 from adapters.database import DatabaseSessionManager
 from adapters.ledger.tables import accounts
 from adapters.migrate import upgrade_to_head_async
@@ -52,6 +53,7 @@ from bench.postgres import BenchDatabase, BenchDatabaseError, fresh_database
 from bench.profiling import COMMON_LAYERS, KERNEL, Layer, profiled, render_profile
 from bench.report import bootstrap_interval, ratio_of_totals, table, write_json
 from domain.ledger.commands import Deposit, OpenAccount
+from domain.principal import Principal
 from entrypoints.bootstrap import Container, bootstrap
 from entrypoints.http.app import create_app
 from entrypoints.ledger import context as ledger_context
@@ -64,6 +66,27 @@ RAW_AIM = 0.7
 
 SEED_BALANCE = 10**9
 WRK_SCRIPT = Path(__file__).with_name("wrk") / "ledger.lua"
+BENCH_OWNER = Principal(subject="bench", scopes=frozenset({"ledger:read", "ledger:write"}))
+"""Owns every seeded account; the load generators send a token for it (``BENCH_TOKEN``)."""
+BENCH_KEY_FILE = Path(tempfile.gettempdir()) / f"keel-bench-key-{os.getpid()}.pem"
+"""The development key the bench's Keel servers trust and its token is signed with."""
+
+
+def bench_token() -> str:
+    issuer = TokenIssuer(DevKeyPair(BENCH_KEY_FILE).private_key(), issuer="keel", audience="keel")
+    return issuer.mint(BENCH_OWNER.subject, scopes=sorted(BENCH_OWNER.scopes))
+
+
+def bench_environment() -> dict[str, str]:
+    """The environment of servers and load generators: the bench's key, and its token."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("AUTH_PUBLIC_KEY", "AUTH_JWKS_URL")
+    }
+    return {**environment, "AUTH_DEV_KEY_FILE": str(BENCH_KEY_FILE), "BENCH_TOKEN": bench_token()}
+
+
 STARTUP_TIMEOUT = 30.0
 
 Container = Container
@@ -145,7 +168,7 @@ def start_server(variant: Variant, database_url: str, logs: Path) -> Server:
     # cost is measured by bench.messaging. The request path (outbox row included)
     # is what is compared here.
     environment = {
-        **os.environ,
+        **bench_environment(),
         "DATABASE_URL": database_url,
         "SERVE_RELAY": "false",
         "SERVE_CONSUMER": "false",
@@ -244,7 +267,10 @@ def load_command(
 
 async def run_load(command: list[str]) -> Segment:
     process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *command,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=bench_environment(),
     )
     stdout, stderr = await process.communicate()
     for line in stdout.decode().splitlines():
@@ -262,13 +288,15 @@ async def run_load(command: list[str]) -> Segment:
 async def seed(container: Container, count: int) -> list[UUID]:
     """Open ``count`` accounts through Keel's own services, each with a deposit."""
     ids = []
-    for number in range(count):
+    for _ in range(count):
         view = await handlers.open_account(
-            OpenAccount(owner=f"bench {number}", currency="EUR"),
+            OpenAccount(principal=BENCH_OWNER, currency="EUR"),
             ledger_context.wiring(container).uow_factory(),
         )
         await handlers.deposit(
-            Deposit(account_id=view.id, amount=SEED_BALANCE, reference="seed"),
+            Deposit(
+                principal=BENCH_OWNER, account_id=view.id, amount=SEED_BALANCE, reference="seed"
+            ),
             ledger_context.wiring(container).uow_factory(),
         )
         ids.append(view.id)
@@ -307,7 +335,10 @@ async def profile_keel(container: Container, ids: list[UUID], requests: int) -> 
     app = create_app(container=container)
     transport = httpx.ASGITransport(app=app)
     reports = []
-    async with httpx.AsyncClient(transport=transport, base_url="http://keel") as client:
+    headers = {"Authorization": f"Bearer {bench_token()}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://keel", headers=headers
+    ) as client:
         token = uuid4().hex[:8]
 
         async def transfer(number: int) -> None:
@@ -456,7 +487,13 @@ async def benchmark(args: argparse.Namespace, tool: str) -> Outcome:
         )
         manager = DatabaseSessionManager()
         try:
-            container = bootstrap(Settings(database_url=database.sqlalchemy_url), manager=manager)
+            settings = Settings(
+                database_url=database.sqlalchemy_url,
+                auth_public_key=None,
+                auth_jwks_url=None,
+                auth_dev_key_file=str(BENCH_KEY_FILE),
+            )
+            container = bootstrap(settings, manager=manager)
             ids = await seed(container, args.accounts)
             money_before = await money_in_the_ledger(container)
             with tempfile.TemporaryDirectory(prefix="keel-bench-http-") as scratch:

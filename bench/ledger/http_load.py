@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -63,7 +64,15 @@ async def load(
             if not 200 <= response.status_code < 400:
                 status_errors += 1
 
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10.0) as client:
+    # Keel's routes want the bench's token; the plain and raw twins ignore it.
+    headers = (
+        {"Authorization": f"Bearer {os.environ['BENCH_TOKEN']}"}
+        if "BENCH_TOKEN" in os.environ
+        else {}
+    )
+    async with httpx.AsyncClient(
+        base_url=url, limits=limits, timeout=10.0, headers=headers
+    ) as client:
         started = time.perf_counter()
         deadline = started + seconds
         await asyncio.gather(*(worker(client, n, deadline) for n in range(connections)))

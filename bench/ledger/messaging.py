@@ -40,6 +40,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import redis.asyncio as aioredis
+from pydantic import SecretStr
 from sqlalchemy import event
 
 from adapters.brokers import Delivery
@@ -56,9 +57,11 @@ from bench.postgres import BenchDatabase, BenchDatabaseError, fresh_database
 from bench.profiling import COMMON_LAYERS, KERNEL, Layer, profiled, render_profile
 from bench.report import bootstrap_interval, ratio_of_totals, write_json
 from domain.ledger.commands import Deposit, OpenAccount
+from domain.principal import Principal
 from entrypoints.bootstrap import Container, bootstrap
 from entrypoints.ledger import context as ledger_context
 from entrypoints.ledger.messages import command_handler
+from entrypoints.signed_commands import command_envelope, signed_entry
 
 ACCOUNTS = 50
 BATCH = 100
@@ -98,6 +101,11 @@ class Arena:
         return self.container.session_manager
 
 
+BENCH_SENDER = Principal(subject="bench")
+BENCH_SIGNING_KEY = "bench-command-signing-key"
+"""Signs the bench's commands, as a real sender on Redis must."""
+
+
 @contextlib.asynccontextmanager
 async def open_arena(database: BenchDatabase, redis_url: str) -> AsyncIterator[Arena]:
     """Migrate the database, open the accounts, start Keel's publisher; clean Redis up after."""
@@ -107,6 +115,7 @@ async def open_arena(database: BenchDatabase, redis_url: str) -> AsyncIterator[A
     prefix = f"keel-bench-{uuid4().hex[:8]}:"
     settings = Settings(
         database_url=database.sqlalchemy_url,
+        command_signing_key=SecretStr(BENCH_SIGNING_KEY),
         broker_url=redis_url,
         stream_prefix=prefix,
         broker_claim_idle_ms=600_000,  # no reclaim in the middle of a measurement
@@ -116,8 +125,8 @@ async def open_arena(database: BenchDatabase, redis_url: str) -> AsyncIterator[A
     client = aioredis.Redis.from_url(redis_url)
     try:
         accounts = []
-        for number in range(ACCOUNTS):
-            command = OpenAccount(owner=f"bench-{number}", currency="EUR")
+        for _ in range(ACCOUNTS):
+            command = OpenAccount(principal=BENCH_SENDER, currency="EUR")
             accounts.append((await ledger_context.wiring(container).bus.handle(command)).id)
         await container.broker.start()  # the relay publishes through it
         yield Arena(redis_url, prefix, container, connection, client, accounts)
@@ -225,11 +234,13 @@ async def queue_deposits(arena: Arena, prefix: str, count: int) -> None:
     async with arena.redis.pipeline(transaction=False) as pipe:
         for number in range(count):
             deposit = Deposit(
+                principal=BENCH_SENDER,
                 account_id=arena.accounts[number % len(arena.accounts)],
                 amount=1,
                 reference=f"bench-{uuid4()}",
             )
-            pipe.xadd(prefix + COMMANDS_STREAM, {"data": encode(registry.to_message(deposit))})
+            entry = signed_entry(command_envelope(registry, deposit), BENCH_SIGNING_KEY)
+            pipe.xadd(prefix + COMMANDS_STREAM, entry)  # type: ignore[arg-type]
         await pipe.execute()
 
 

@@ -91,7 +91,7 @@ class Entry(Aggregate[UUID]):
         if amount != self.amount:
             raise ReferenceReused(
                 f"reference {self.reference!r} was already used for a {self.kind} "
-                f"of {self.amount} on account {self.account_id}; this request asks for {amount}"
+                f"of {self.amount} on this account; this request asks for {amount}"
             )
 
 
@@ -99,10 +99,15 @@ class Account(Aggregate[UUID]):
     """Money held in one currency. The balance never goes below zero.
 
     New accounts start empty: money only arrives through entries. Persistence
-    loads accounts without calling ``__init__``.
+    loads accounts without calling ``__init__``. ``owner_subject`` is the
+    principal who may read the account and move its money; ``owner`` is what
+    the API shows (the same subject for every account opened since v2). An
+    account made before v2 has no owner subject, and nobody reaches it until
+    an operator assigns one.
     """
 
     owner: str
+    owner_subject: str | None
     currency: str
     balance: int
     entry_count: int
@@ -112,6 +117,7 @@ class Account(Aggregate[UUID]):
     def __init__(self, *, id: UUID, owner: str, currency: str, created_at: datetime) -> None:
         self.id = id
         self.owner = check_owner(owner)
+        self.owner_subject = self.owner
         self.currency = check_currency(currency)
         self.balance = 0
         self.entry_count = 0
@@ -128,12 +134,17 @@ class Account(Aggregate[UUID]):
         )
         return account
 
+    def is_owned_by(self, subject: str) -> bool:
+        """Whether ``subject`` may read this account and move its money."""
+        return self.owner_subject is not None and self.owner_subject == subject
+
     def check_reopen(self, *, owner: str, currency: str) -> None:
-        """Accept opening this account again only with the same details (an idempotent replay)."""
-        if (owner, currency) != (self.owner, self.currency):
-            raise AccountAlreadyExists(
-                f"account {self.id} already exists with another owner or currency"
-            )
+        """Accept opening this account again only with the same details (an idempotent replay).
+
+        The refusal says nothing of the account it collided with.
+        """
+        if not self.is_owned_by(owner) or currency != self.currency:
+            raise AccountAlreadyExists(f"account {self.id} already exists")
 
     def deposit(self, amount: int, *, reference: str) -> Entry:
         entry = self._post(EntryKind.DEPOSIT, amount, reference=reference)

@@ -25,8 +25,8 @@ class Transfer(Aggregate[UUID]):
     """A completed movement of ``amount`` from ``source_id`` to ``target_id``.
 
     Only :meth:`between` makes one, together with both entries, so a transfer
-    cannot exist with one side missing. Its ``reference`` is unique across
-    all transfers.
+    cannot exist with one side missing. Its ``reference`` is unique among
+    the transfers out of its source account.
     """
 
     source_id: UUID
@@ -96,11 +96,15 @@ class Transfer(Aggregate[UUID]):
         return Posting(transfer, debit, credit)
 
     def check_replay(self, *, source_id: UUID, target_id: UUID, amount: int) -> None:
-        """Accept a request that reuses this transfer's reference only if it asks the same thing."""
+        """Accept a request that reuses this transfer's reference only if it asks the same thing.
+
+        The refusal names neither the earlier transfer, nor its amount, nor its
+        target: they may concern another party.
+        """
         if (source_id, target_id, amount) != (self.source_id, self.target_id, self.amount):
             raise ReferenceReused(
-                f"reference {self.reference!r} was already used for transfer {self.id} "
-                f"of {self.amount} from {self.source_id} to {self.target_id}"
+                f"reference {self.reference!r} was already used for another transfer out of "
+                "this account"
             )
 
 

@@ -32,6 +32,7 @@ from entrypoints.http.docs import install_docs
 from entrypoints.http.limits import BodySizeLimit
 from entrypoints.http.logging import RequestLogMiddleware
 from entrypoints.http.problems import problem_handlers
+from entrypoints.http.security import SecurityHeaders, install_security
 from entrypoints.messaging import serving_messages
 from entrypoints.observability import observing
 
@@ -49,11 +50,12 @@ class _LoggedApp(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's ServerErrorMiddleware, which add_middleware cannot
-        # reach: so even its last-resort 500 is logged and carries X-Request-ID.
-        # The metrics see the route routing matched; the server span, when
-        # tracing is on, covers the whole request, its log line included.
+        # reach: so even its last-resort 500 is logged and carries X-Request-ID
+        # and the security headers. The metrics see the route routing matched;
+        # the server span, when tracing is on, covers the whole request, its log
+        # line included.
         app = observability.RequestMetricsMiddleware(
-            super().build_middleware_stack(), record=self.record_metrics
+            SecurityHeaders(super().build_middleware_stack()), record=self.record_metrics
         )
         logged: ASGIApp = RequestLogMiddleware(app)
         return tracing.http_middleware(logged) if tracing.active() else logged
@@ -91,6 +93,8 @@ def create_app(
                 yield
         finally:
             await owned.session_manager.close()
+            if owned.rate_limiter is not None:
+                await owned.rate_limiter.close()
 
     app = _LoggedApp(
         title="Keel",
@@ -102,17 +106,20 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served from local files by install_docs
         redoc_url=None,  # ReDoc would load its script from a CDN
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
         exception_handlers=problem_handlers(),
     )
     app.add_middleware(BodySizeLimit, max_body_size=MAX_BODY_BYTES)
     app.record_metrics = settings.metrics_enabled
     if settings.metrics_enabled:
         app.include_router(observability.router)
+    install_security(app, settings)
     if container is not None:
         app.state.container = container
     app.include_router(health_routes.router)
     for context in contexts:
         for router in context.routers:
             app.include_router(router)
-    install_docs(app)
+    if settings.docs_enabled:
+        install_docs(app)
     return app

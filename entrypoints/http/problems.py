@@ -77,6 +77,30 @@ class ProblemResponse(JSONResponse):
     media_type = PROBLEM_MEDIA_TYPE
 
 
+class HttpProblem(Exception):
+    """Raise to answer a problem document from anywhere a request is handled (a dependency).
+
+    For refusals that belong to HTTP itself — a missing token, a scope, a rate
+    — rather than to a domain rule.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.title = title
+        self.headers = dict(headers or {})
+
+
 def problem(
     status: int,
     code: str,
@@ -117,6 +141,10 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 async def _domain_error(request: Request, exc: DomainError) -> Response:
     status = KIND_STATUS[exc.kind]
     return problem(status, exc.code, exc.detail)
+
+
+async def _http_problem(request: Request, exc: HttpProblem) -> Response:
+    return problem(exc.status, exc.code, exc.detail, title=exc.title, headers=exc.headers)
 
 
 async def _concurrency_error(request: Request, exc: ConcurrencyError) -> Response:
@@ -163,10 +191,11 @@ def _phrase(status: int) -> str:
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
     status = exc.status_code
-    if status == 400 and isinstance(exc.__cause__, ValueError):
+    if status == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
         # FastAPI's 400 for a body that json.loads cannot read although it is no
-        # JSONDecodeError: bytes that are not UTF-8, an integer of 4300+ digits.
-        # To the client that is just invalid input, answered like any other.
+        # JSONDecodeError: bytes that are not UTF-8, an integer of 4300+ digits,
+        # brackets nested deeper than the parser's recursion limit. To the
+        # client that is just invalid input, answered like any other.
         issue = ValidationIssue(
             field="body",
             location="body",
@@ -272,6 +301,7 @@ def problem_handlers() -> dict[int | type[Exception], ProblemHandler]:
     """
     return {
         DomainError: _domain_error,
+        HttpProblem: _http_problem,
         ConcurrencyError: _concurrency_error,
         RequestValidationError: _validation_error,
         StarletteHTTPException: _http_error,
@@ -284,6 +314,7 @@ def problem_handlers() -> dict[int | type[Exception], ProblemHandler]:
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
+    "HttpProblem",
     "Problem",
     "ProblemResponse",
     "broker_unavailable",

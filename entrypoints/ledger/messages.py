@@ -2,7 +2,12 @@
 
 For each entry:
 
-1. The envelope is checked and the payload validated against the same
+0. On a real broker, the entry's ``sig`` must be the HMAC of its ``data``
+   under ``COMMAND_SIGNING_KEY`` (``entrypoints.signed_commands``); else it
+   goes to ``ledger.commands.dead`` as ``unauthenticated``. Without the key
+   the consumer does not start.
+1. The envelope is checked (it must name the ``principal``; the command is
+   made for it and the use cases apply its ownership) and the payload validated against the same
    pydantic constraints as the HTTP bodies (:data:`PAYLOADS` extends the
    request models with the ids a URL would carry). A message that fails
    here can never succeed: it goes to ``ledger.commands.dead`` at once,
@@ -33,6 +38,12 @@ from domain.messages import Command
 from entrypoints.bootstrap import Container, ContextWiring
 from entrypoints.context import Subscription
 from entrypoints.ledger.schemas import MovementRequest, OpenAccountRequest, TransferRequest
+from entrypoints.signed_commands import (
+    principal_of,
+    require_signature,
+    signing_key,
+    with_principal,
+)
 from service_layer.ledger.handlers import reject_command
 from service_layer.ledger.unit_of_work import LedgerUnitOfWork
 
@@ -77,7 +88,9 @@ def check_payload(message: Mapping[str, Any]) -> None:
 def command_handler(
     wiring: ContextWiring[LedgerUnitOfWork], container: Container
 ) -> DeliveryHandler:
-    """The delivery handler of ``ledger.commands``: validate, dispatch once, announce refusals."""
+    """The delivery handler of ``ledger.commands``: check the signature, validate, dispatch
+    once, announce refusals. Raises ``ConfigurationError`` on a broker without a key."""
+    key = signing_key(container.settings)
 
     async def on_rejected(command: Command, error: DomainError) -> None:
         await reject_command(
@@ -92,9 +105,10 @@ def command_handler(
 
     async def handle(delivery: Delivery) -> None:
         check_payload(delivery.message)
-        await deliver(delivery)
+        principal = principal_of(delivery)
+        await deliver(with_principal(delivery, principal))
 
-    return handle
+    return require_signature(handle, key)
 
 
 COMMANDS = Subscription(stream=COMMANDS_STREAM, group=CONSUMER_GROUP, handler=command_handler)

@@ -19,7 +19,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, Field, StrictInt, StrictStr
 
-from entrypoints.http.types import RequestModel, ResponseModel, SafeStr, Timestamp
+from entrypoints.http.types import RequestModel, ResponseModel, Timestamp
 
 MAX_AMOUNT = 10**12
 MAX_PAGE = 500
@@ -35,7 +35,6 @@ Amount = Annotated[StrictInt, Field(ge=1, le=MAX_AMOUNT, description="Minor unit
 Currency = Annotated[
     StrictStr, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.", examples=["EUR"])
 ]
-Owner = Annotated[SafeStr, Field(min_length=1, max_length=200)]
 Reference = Annotated[
     StrictStr,
     Field(min_length=1, max_length=100, description="The client's idempotency key."),
@@ -44,7 +43,8 @@ Reference = Annotated[
 
 
 class OpenAccountRequest(RequestModel):
-    owner: Owner = Field(examples=["Ada Lovelace"])
+    """The owner is the caller (the token's ``sub``); a body ``owner`` is refused."""
+
     currency: Currency
 
 

@@ -29,9 +29,11 @@ from domain.ledger.commands import (
     Withdraw,
 )
 from domain.ledger.errors import AccountNotFound
+from domain.ledger.refusal import Refusal
 from domain.ledger.transfer import Transfer, check_transfer_request
 from domain.ledger.values import check_amount, check_currency, check_owner, check_reference
 from domain.messages import Command
+from domain.principal import Principal
 from service_layer.ledger.unit_of_work import LedgerUnitOfWork
 from service_layer.ledger.views import AccountView, EntryView, Outcome, TransferView
 from service_layer.messagebus import Handler, Inbox
@@ -42,20 +44,22 @@ from service_layer.unit_of_work import AbstractUnitOfWork
 async def open_account(
     command: OpenAccount, uow: LedgerUnitOfWork, policy: RetryPolicy | None = None
 ) -> AccountView:
-    """Open an empty account. The command names the id, so a replay answers with the
-    account it opened the first time instead of opening a second one."""
+    """Open an empty account owned by the command's principal. The command names the
+    id, so a replay answers with the account it opened the first time instead of
+    opening a second one."""
+    owner = command.principal.subject
     # Refused before any work: a malformed command never reads.
-    check_owner(command.owner)
+    check_owner(owner)
     check_currency(command.currency)
 
     async def attempt() -> AccountView:
         async with uow:
             existing = await uow.accounts.get(command.account_id)
             if existing is not None:
-                existing.check_reopen(owner=command.owner, currency=command.currency)
+                existing.check_reopen(owner=owner, currency=command.currency)
                 return AccountView.of(existing)
             account = Account.open(
-                owner=command.owner, currency=command.currency, account_id=command.account_id
+                owner=owner, currency=command.currency, account_id=command.account_id
             )
             uow.accounts.add(account)
             await uow.commit()
@@ -88,17 +92,29 @@ async def _post(
 
     async def attempt() -> Outcome[EntryView]:
         async with uow:
-            account = await _locked_account(uow, account_id)
+            account = await _owned_account(uow, account_id, command.principal)
             earlier = await uow.entries.list(
                 where={"account_id": account_id, "kind": kind, "reference": reference}, limit=1
             )
             if earlier:
                 earlier[0].check_replay(amount=amount)
                 return Outcome(EntryView.of(earlier[0]), created=False)
-            if kind is EntryKind.DEPOSIT:
-                entry = account.deposit(amount, reference=reference)
-            else:
-                entry = account.withdraw(amount, reference=reference)
+            await _answer_earlier_refusal(uow, account_id, kind, reference, amount=amount)
+            try:
+                if kind is EntryKind.DEPOSIT:
+                    entry = account.deposit(amount, reference=reference)
+                else:
+                    entry = account.withdraw(amount, reference=reference)
+            except DomainError as refused:
+                await _record_refusal(
+                    uow,
+                    refused,
+                    account_id=account_id,
+                    kind=kind,
+                    reference=reference,
+                    amount=amount,
+                )
+                raise
             uow.entries.add(entry)
             await uow.commit()
             return Outcome(EntryView.of(entry), created=True)
@@ -117,24 +133,51 @@ async def transfer(
 
     async def attempt() -> Outcome[TransferView]:
         async with uow:
+            # The source is checked first, on the read side: someone else's
+            # source must answer exactly as an unknown one, whatever the target.
+            # Ownership never changes, so no lock is needed for this.
+            if await uow.queries.account(source_id, owner=command.principal.subject) is None:
+                raise AccountNotFound(f"no account with id {source_id}")
             # Always lock in id order: two opposite transfers then queue on the
             # same first row instead of each holding the row the other needs.
             locked = {
                 account_id: await _locked_account(uow, account_id)
                 for account_id in sorted({source_id, target_id})
             }
-            earlier = await uow.transfers.list(where={"reference": command.reference}, limit=1)
+            earlier = await uow.transfers.list(
+                where={"source_id": source_id, "reference": command.reference}, limit=1
+            )
             if earlier:
                 earlier[0].check_replay(
                     source_id=source_id, target_id=target_id, amount=command.amount
                 )
                 return Outcome(TransferView.of(earlier[0]), created=False)
-            posting = Transfer.between(
-                locked[source_id],
-                locked[target_id],
+            await _answer_earlier_refusal(
+                uow,
+                source_id,
+                EntryKind.TRANSFER_OUT,
+                command.reference,
                 amount=command.amount,
-                reference=command.reference,
+                target_id=target_id,
             )
+            try:
+                posting = Transfer.between(
+                    locked[source_id],
+                    locked[target_id],
+                    amount=command.amount,
+                    reference=command.reference,
+                )
+            except DomainError as refused:
+                await _record_refusal(
+                    uow,
+                    refused,
+                    account_id=source_id,
+                    kind=EntryKind.TRANSFER_OUT,
+                    reference=command.reference,
+                    amount=command.amount,
+                    target_id=target_id,
+                )
+                raise
             uow.transfers.add(posting.transfer)
             uow.entries.add(posting.debit)
             uow.entries.add(posting.credit)
@@ -149,6 +192,59 @@ async def _locked_account(uow: LedgerUnitOfWork, account_id: UUID) -> Account:
     if account is None:
         raise AccountNotFound(f"no account with id {account_id}")
     return account
+
+
+async def _owned_account(uow: LedgerUnitOfWork, account_id: UUID, principal: Principal) -> Account:
+    """The account, locked, if ``principal`` owns it; else the refusal of an unknown id."""
+    account = await _locked_account(uow, account_id)
+    if not account.is_owned_by(principal.subject):
+        raise AccountNotFound(f"no account with id {account_id}")
+    return account
+
+
+async def _answer_earlier_refusal(
+    uow: LedgerUnitOfWork,
+    account_id: UUID,
+    kind: EntryKind,
+    reference: str,
+    *,
+    amount: int,
+    target_id: UUID | None = None,
+) -> None:
+    """Raise the answer of a refused request with this reference, if there was one."""
+    refused = await uow.refusals.list(
+        where={"account_id": account_id, "kind": str(kind), "reference": reference}, limit=1
+    )
+    if refused:
+        raise refused[0].replay(amount=amount, target_id=target_id)
+
+
+async def _record_refusal(
+    uow: LedgerUnitOfWork,
+    error: DomainError,
+    *,
+    account_id: UUID,
+    kind: EntryKind,
+    reference: str,
+    amount: int,
+    target_id: UUID | None = None,
+) -> None:
+    """Keep ``error`` under the request's reference, when it is a refusal that is kept.
+
+    Nothing else of the unit of work changed: the domain refuses before it
+    changes a balance or makes an entry.
+    """
+    refusal = Refusal.of(
+        error,
+        account_id=account_id,
+        kind=str(kind),
+        reference=reference,
+        amount=amount,
+        target_id=target_id,
+    )
+    if refusal is not None:
+        uow.refusals.add(refusal)
+        await uow.commit()
 
 
 COMMAND_HANDLERS: dict[type[Command], Handler] = {
@@ -183,8 +279,16 @@ async def reject_command(
     applied or refused: a redelivery of a refused command is neither run
     again (its funds may have arrived meanwhile) nor announced twice — the
     second attempt's commit raises ``DuplicateMessage``.
+
+    The announcement itself is kept under the handler's name with
+    ``:rejected``: a refusal the handler kept itself (a :class:`Refusal`, for
+    want of funds) committed the handler's own inbox row already, and is
+    still announced once.
     """
-    inbox.guard(uow, command.message_id, COMMAND_HANDLERS[type(command)].name)
+    handler = COMMAND_HANDLERS[type(command)].name
+    if not await inbox.already_processed(uow, command.message_id, handler):
+        inbox.guard(uow, command.message_id, handler)
+    inbox.guard(uow, command.message_id, f"{handler}:rejected")
     rejected = CommandRejected(
         command_message_id=command.message_id, code=error.code, detail=error.detail
     )

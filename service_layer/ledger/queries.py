@@ -15,8 +15,12 @@ from service_layer.ledger.views import AccountView, TransferView
 
 
 class LedgerQueries(abc.ABC):
-    @abc.abstractmethod
-    async def account(self, account_id: UUID) -> AccountView | None: ...
+    """Reads on behalf of an owner: what is not theirs is not found, as if it did not exist."""
 
     @abc.abstractmethod
-    async def transfer(self, transfer_id: UUID) -> TransferView | None: ...
+    async def account(self, account_id: UUID, *, owner: str) -> AccountView | None:
+        """The account, if ``owner`` is its owner subject."""
+
+    @abc.abstractmethod
+    async def transfer(self, transfer_id: UUID, *, viewer: str) -> TransferView | None:
+        """The transfer, if ``viewer`` owns its source or its target."""

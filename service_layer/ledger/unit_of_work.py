@@ -6,6 +6,7 @@ import abc
 from uuid import UUID
 
 from domain.ledger.account import Account, Entry
+from domain.ledger.refusal import Refusal
 from domain.ledger.transfer import Transfer
 from service_layer.ledger.queries import LedgerQueries
 from service_layer.unit_of_work import AbstractUnitOfWork, repository
@@ -17,6 +18,7 @@ class LedgerUnitOfWork(AbstractUnitOfWork):
     accounts = repository(Account, UUID)
     entries = repository(Entry, UUID)
     transfers = repository(Transfer, UUID)
+    refusals = repository(Refusal, UUID)
 
     @property
     @abc.abstractmethod

@@ -25,7 +25,16 @@ def test_defaults_suit_a_laptop() -> None:
     settings = load_settings()
 
     assert settings.database_url == DEFAULT_DATABASE_URL
-    assert settings.engine_options() == {}
+    assert settings.engine_options() == {"hide_parameters": True}
+
+
+def test_sql_parameters_are_hidden_from_errors_unless_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().engine_options()["hide_parameters"] is True
+    monkeypatch.setenv("DB_LOG_PARAMETERS", "true")
+
+    assert load_settings().engine_options()["hide_parameters"] is False
 
 
 def test_database_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,9 +3,10 @@
 - ``AccountFactory``: domain accounts, for the domain's own rules (no I/O).
   ``AccountFactory.build(funded=500)`` gives an account holding 500.
 - ``OpenAccountArgs``, ``MovementArgs``, ``TransferArgs``: keyword arguments
-  for the service functions. Every one gets a fresh ``reference``, so tests
-  sharing a database never replay each other's requests by accident; a test
-  that wants a replay passes the same dict twice.
+  for the commands, made for the principal :data:`OWNER` (pass ``principal=``
+  for another). Every one gets a fresh ``reference``, so tests sharing a
+  database never replay each other's requests by accident; a test that wants
+  a replay passes the same dict twice.
 
 Call ``.build()``; factory-boy's declarations are untyped, hence the ignores.
 """
@@ -21,9 +22,17 @@ from factory.declarations import LazyFunction, PostGeneration, Sequence
 
 from domain.ledger.account import Account
 from domain.ledger.commands import Deposit, OpenAccount
+from domain.principal import Principal
 from service_layer.ledger import handlers, reads
 from service_layer.ledger.unit_of_work import LedgerUnitOfWork
 from service_layer.ledger.views import AccountView
+
+OWNER = Principal(subject="owner-of-the-test-accounts", scopes=frozenset({"ledger:write"}))
+"""The principal the factories' commands are made for, and the reads of the tests."""
+
+
+def new_principal() -> Principal:
+    return Principal(subject=f"principal-{uuid4()}")
 
 
 def new_reference() -> str:
@@ -47,13 +56,14 @@ class AccountFactory(Factory[Account]):
 
 
 class OpenAccountArgs(DictFactory):
-    owner = Sequence(lambda n: f"owner-{n:04d}")  # type: ignore[no-untyped-call]
+    principal = OWNER
     currency = "EUR"
 
 
 class MovementArgs(DictFactory):
     """A deposit or a withdrawal; add ``account_id``."""
 
+    principal = OWNER
     amount = 100
     reference = LazyFunction(new_reference)  # type: ignore[no-untyped-call]
 
@@ -61,20 +71,28 @@ class MovementArgs(DictFactory):
 class TransferArgs(DictFactory):
     """Add ``source_id`` and ``target_id``."""
 
+    principal = OWNER
     amount = 100
     reference = LazyFunction(new_reference)  # type: ignore[no-untyped-call]
 
 
 async def open_funded_account(
-    uow: LedgerUnitOfWork, balance: int = 0, *, currency: str = "EUR"
+    uow: LedgerUnitOfWork,
+    balance: int = 0,
+    *,
+    currency: str = "EUR",
+    principal: Principal = OWNER,
 ) -> AccountView:
-    """An account opened, and funded by one deposit, through the service layer."""
+    """An account of ``principal``, opened and funded by one deposit, by the service layer."""
     account = await handlers.open_account(
-        OpenAccount(**OpenAccountArgs.build(currency=currency)), uow
+        OpenAccount(**OpenAccountArgs.build(currency=currency, principal=principal)), uow
     )
     if balance:
         await handlers.deposit(
-            Deposit(account_id=account.id, **MovementArgs.build(amount=balance)), uow
+            Deposit(
+                account_id=account.id, **MovementArgs.build(amount=balance, principal=principal)
+            ),
+            uow,
         )
-        account = await reads.get_account(uow, account.id)
+        account = await reads.get_account(uow, account.id, principal)
     return account

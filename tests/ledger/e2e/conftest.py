@@ -4,6 +4,10 @@ The database is created for the e2e run only and brought up to date with the
 real migrations, so these tests also prove that the migrations make a schema
 the app can serve. Tests share it and isolate themselves by opening fresh
 accounts; nothing is rolled back between them, as in production.
+
+``client`` sends a token of one principal, :data:`OWNER`, with every request;
+``stranger`` and ``third`` are clients of two other principals, and
+``anonymous`` sends no token; all on the same app.
 """
 
 from __future__ import annotations
@@ -22,8 +26,12 @@ from entrypoints.bootstrap import Container, bootstrap
 from entrypoints.http.app import create_app
 from tests.ledger.wiring import LEDGER_MIGRATIONS
 from tests.support import postgres
+from tests.support.tokens import bearer_for, new_subject
 
 BASE_URL = "http://testserver"
+OWNER = new_subject()
+"""The principal behind ``client``'s requests."""
+STRANGER = new_subject()
 
 
 @pytest.fixture(scope="session")
@@ -56,14 +64,38 @@ async def container(
 
 
 @pytest.fixture(scope="session")
-async def client(
-    container: Container,
-) -> AsyncIterator[httpx.AsyncClient]:
+async def transport(container: Container) -> AsyncIterator[httpx.ASGITransport]:
     app = create_app(container=container)
-    async with (
-        LifespanManager(app) as running,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=running.app), base_url=BASE_URL
-        ) as http,
-    ):
+    async with LifespanManager(app) as running:
+        yield httpx.ASGITransport(app=running.app)
+
+
+@pytest.fixture(scope="session")
+async def client(transport: httpx.ASGITransport) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=transport, base_url=BASE_URL, headers=bearer_for(OWNER)
+    ) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+async def stranger(transport: httpx.ASGITransport) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=transport, base_url=BASE_URL, headers=bearer_for(STRANGER)
+    ) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+async def third(transport: httpx.ASGITransport) -> AsyncIterator[httpx.AsyncClient]:
+    """A principal that owns nothing the other two made."""
+    async with httpx.AsyncClient(
+        transport=transport, base_url=BASE_URL, headers=bearer_for(new_subject())
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+async def anonymous(transport: httpx.ASGITransport) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
         yield http

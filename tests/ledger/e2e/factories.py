@@ -27,7 +27,8 @@ class _Body(Factory[dict[str, Any]]):
 
 
 class OpenAccountBody(_Body):
-    owner = Faker("name")  # type: ignore[no-untyped-call]
+    """The owner is the token's subject; the body names the currency only."""
+
     currency = "EUR"
 
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.ledger.e2e.factories import MovementBody, OpenAccountBody
+from tests.support.tokens import bearer_for, new_subject
 
 pytestmark = pytest.mark.e2e
 
@@ -129,7 +130,7 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         async with (
-            httpx.AsyncClient(base_url=base_url) as http,
+            httpx.AsyncClient(base_url=base_url, headers=bearer_for(new_subject())) as http,
             asyncio.timeout(START_DEADLINE_SECONDS),
         ):
             while True:
@@ -148,7 +149,9 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
 
 
 async def test_keel_serve_answers_the_api_and_stops_cleanly_on_sigterm(server: Server) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(
+        base_url=server.base_url, headers=bearer_for(new_subject())
+    ) as http:
         account = (await http.post("/accounts", json=OpenAccountBody.build())).json()
         deposited = await http.post(
             f"/accounts/{account['id']}/deposits", json=MovementBody.build(amount=1234)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import random
 from typing import Any
 from uuid import uuid4
 
@@ -100,3 +102,34 @@ async def test_a_cursor_from_another_account_gives_no_entries_of_the_first(
     assert response.status_code in {200, 422}, response.text
     if response.status_code == 200:
         assert all(entry["account_id"] == other for entry in response.json()["items"])
+
+
+def _base64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+async def test_a_tampered_cursor_beyond_64_bits_answers_422_invalid_cursor(
+    client: httpx.AsyncClient,
+) -> None:
+    account_id = await _account_with_deposits(client, [1])
+
+    response = await client.get(
+        f"/accounts/{account_id}/entries", params={"after": _base64("v1:9999999999999999999")}
+    )
+
+    assert_problem(response, 422, "invalid_cursor")
+
+
+async def test_fuzzed_cursors_answer_a_page_or_422_never_a_500(client: httpx.AsyncClient) -> None:
+    account_id = await _account_with_deposits(client, [1, 2])
+    rng = random.Random(9)
+    cursors = [_base64(f"v1:{rng.randrange(0, 10 ** rng.randrange(1, 22))}") for _ in range(40)] + [
+        base64.urlsafe_b64encode(rng.randbytes(rng.randrange(1, 30))).decode() for _ in range(40)
+    ]
+
+    statuses = {
+        (await client.get(f"/accounts/{account_id}/entries", params={"after": c})).status_code
+        for c in cursors
+    }
+
+    assert statuses <= {200, 422}

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.ledger.e2e.api import assert_problem, balance_of, deposit, funded_account, open_account
-from tests.ledger.e2e.factories import MovementBody
+from tests.ledger.e2e.factories import MovementBody, TransferBody
 
 pytestmark = pytest.mark.e2e
 
@@ -142,3 +142,34 @@ async def test_one_reference_serves_a_deposit_and_a_withdrawal_independently(
 
     assert (deposited.status_code, withdrawn.status_code) == (201, 201)
     assert await balance_of(client, account["id"]) == 1000
+
+
+async def test_a_refused_withdrawal_replayed_after_funds_arrived_answers_the_same_409(
+    client: httpx.AsyncClient,
+) -> None:
+    account = await funded_account(client, 100)
+    withdrawal = MovementBody.build(amount=150)
+    path = f"/accounts/{account['id']}/withdrawals"
+    first = await client.post(path, json=withdrawal)
+    await deposit(client, account["id"], amount=100)
+
+    replay = await client.post(path, json=withdrawal)
+
+    assert_problem(replay, 409, "insufficient_funds")
+    assert replay.json() == first.json()
+    assert await balance_of(client, account["id"]) == 200
+
+
+async def test_a_refused_transfer_replayed_after_funds_arrived_answers_the_same_409(
+    client: httpx.AsyncClient,
+) -> None:
+    source, target = await funded_account(client, 10), await open_account(client)
+    body = TransferBody.build(source_id=source["id"], target_id=target["id"], amount=50)
+    first = await client.post("/transfers", json=body)
+    await deposit(client, source["id"], amount=100)
+
+    replay = await client.post("/transfers", json=body)
+
+    assert_problem(replay, 409, "insufficient_funds")
+    assert replay.json() == first.json()
+    assert await balance_of(client, target["id"]) == 0

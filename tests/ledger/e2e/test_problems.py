@@ -18,6 +18,7 @@ from tests.ledger.e2e.api import assert_problem
 from tests.ledger.e2e.conftest import BASE_URL
 from tests.ledger.e2e.factories import MovementBody, OpenAccountBody, TransferBody
 from tests.ledger.wiring import with_unit_of_work
+from tests.support.tokens import bearer_for, new_subject
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +33,9 @@ async def client_without_database() -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(container=container)
     try:
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+            transport=httpx.ASGITransport(app=app),
+            base_url=BASE_URL,
+            headers=bearer_for(new_subject()),
         ) as http:
             yield http
     finally:
@@ -56,7 +59,9 @@ async def client_with_a_bug(
     # Starlette answers the 500 and then re-raises for the server to log; httpx
     # would hand that exception to the test instead of the answer.
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url=BASE_URL, headers=bearer_for(new_subject())
+    ) as http:
         yield http
 
 

@@ -158,12 +158,7 @@ async def test_a_streamed_body_over_64_kib_answers_413(
 @pytest.mark.parametrize(
     ("changes", "bad_field"),
     [
-        ({"owner": ""}, "owner"),
-        ({"owner": "o" * 201}, "owner"),
-        ({"owner": 7}, "owner"),
-        ({"owner": "nul\x00"}, "owner"),
-        ({"owner": "evil\u202eman"}, "owner"),
-        ({"owner": "non\ufdd0char"}, "owner"),
+        ({"owner": "Ada"}, "owner"),
         ({"currency": "eur"}, "currency"),
         ({"currency": "EURO"}, "currency"),
         ({"currency": "€UR"}, "currency"),
@@ -200,7 +195,7 @@ async def test_a_bad_transfer_field_answers_422_naming_it(
 
 
 async def test_the_longest_allowed_texts_are_accepted(client: httpx.AsyncClient) -> None:
-    account = await open_account(client, owner="o" * 200)
+    account = await open_account(client)
 
     response = await client.post(
         f"/accounts/{account['id']}/deposits", json=MovementBody.build(reference="r" * 100)
@@ -220,3 +215,14 @@ async def test_a_non_ascii_reference_is_kept_as_sent(
 
     assert response.status_code == 201, response.text
     assert response.json()["reference"] == reference
+
+
+async def test_a_body_nested_deeper_than_the_parser_goes_answers_422(
+    client: httpx.AsyncClient, account_id: str
+) -> None:
+    response = await client.post(
+        f"/accounts/{account_id}/deposits", content=b"[" * 30_000 + b"]" * 30_000, headers=JSON
+    )
+
+    body = assert_problem(response, 422, "validation_error")
+    assert [issue["field"] for issue in body["errors"]] == ["body"]

@@ -26,6 +26,7 @@ from entrypoints.ledger import context as ledger_context
 from service_layer.ledger.unit_of_work import LedgerUnitOfWork
 from service_layer.unit_of_work import CommitHook
 from tests.faults.harness import LeakCheck, unique_application_name
+from tests.ledger.factories import OWNER
 from tests.ledger.faults.harness import (
     FAULT_TRIGGERS,
     FaultDatabase,
@@ -34,6 +35,7 @@ from tests.ledger.faults.harness import (
 )
 from tests.ledger.wiring import LEDGER_MIGRATIONS, with_unit_of_work
 from tests.support import postgres
+from tests.support.tokens import bearer_for
 
 BASE_URL = "http://testserver"
 STATEMENT_TIMEOUT_MS = 10_000
@@ -95,7 +97,12 @@ async def make_ledger(
             app=create_app(container=container), raise_app_exceptions=False
         )
         app = LedgerApp(
-            httpx.AsyncClient(transport=transport, base_url=BASE_URL), container, name, hooks
+            httpx.AsyncClient(
+                transport=transport, base_url=BASE_URL, headers=bearer_for(OWNER.subject)
+            ),
+            container,
+            name,
+            hooks,
         )
         built.append((app, manager))
         leak_check.watch(app.engine, admin_dsn=faults.admin_dsn, application_name=name)

@@ -27,8 +27,10 @@ from adapters.settings import Settings
 from entrypoints.bootstrap import Container, bootstrap
 from entrypoints.http.app import create_app
 from service_layer.unit_of_work import CommitHook
+from tests.ledger.factories import OWNER
 from tests.ledger.wiring import LEDGER_MIGRATIONS, with_hooks
 from tests.support import postgres
+from tests.support.tokens import bearer_for
 
 BASE_URL = "http://testserver"
 
@@ -81,7 +83,9 @@ async def running_ledger(
         async with (
             LifespanManager(app) as running,
             httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=running.app), base_url=BASE_URL
+                transport=httpx.ASGITransport(app=running.app),
+                base_url=BASE_URL,
+                headers=bearer_for(OWNER.subject),
             ) as http,
         ):
             yield Ledger(http, container, name)

@@ -32,6 +32,7 @@ from domain.ledger.events import Deposited
 from service_layer.ledger import handlers
 from service_layer.unit_of_work import AbstractUnitOfWork
 from tests.faults.harness import checked_out_of
+from tests.ledger.factories import OWNER
 from tests.ledger.faults.conftest import MakeLedger
 from tests.ledger.faults.harness import (
     GATED_COMMIT,
@@ -98,7 +99,12 @@ async def test_a_timeout_around_a_service_call_rolls_the_call_back(
         with pytest.raises(TimeoutError):
             async with asyncio.timeout((round_ % 10) / 1000):
                 await handlers.deposit(
-                    Deposit(account_id=UUID(account_id), amount=50, reference=reference),
+                    Deposit(
+                        principal=OWNER,
+                        account_id=UUID(account_id),
+                        amount=50,
+                        reference=reference,
+                    ),
                     ledger.unit_of_work(),
                 )
         await assert_round_left_nothing(ledger, probe, account_id, reference)
@@ -111,7 +117,7 @@ async def consume(ledger: LedgerApp, inbox: asyncio.Queue[tuple[str, str]]) -> N
     while True:
         account_id, reference = await inbox.get()
         await handlers.deposit(
-            Deposit(account_id=UUID(account_id), amount=1, reference=reference),
+            Deposit(principal=OWNER, account_id=UUID(account_id), amount=1, reference=reference),
             ledger.unit_of_work(),
         )
         inbox.task_done()

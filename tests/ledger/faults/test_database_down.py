@@ -29,18 +29,22 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from adapters.relay import create_relay
+from adapters.serialization import encode
 from domain.ledger.commands import Deposit
 from entrypoints.consumer import subscribe_all
 from entrypoints.ledger.messages import CONSUMER_GROUP
+from entrypoints.signed_commands import command_envelope, sign
 from tests.faults.harness import LeakCheck, unique_application_name
 from tests.faults.redis_server import RedisStreams, redis_streams
 from tests.faults.tcp_proxy import TcpProxy
 from tests.ledger.e2e.api import assert_problem, balance_of, deposit, open_account
+from tests.ledger.factories import OWNER
 from tests.ledger.faults.conftest import MakeLedger
 from tests.ledger.faults.harness import SLOW_INSERT, fault_reference
 from tests.ledger.faults.ledger_under_test import Ledger, migrated_database, running_ledger
 from tests.messaging.support import DEADLINE, RecordingPublisher, wait_until
 from tests.support import postgres
+from tests.support.tokens import SIGNING_KEY
 
 pytestmark = pytest.mark.e2e
 
@@ -221,14 +225,27 @@ async def test_the_consumer_keeps_commands_sent_during_an_outage_and_applies_eac
     broker.outage_pause_min, broker.outage_pause_max = 0.05, 0.2
     subscribe_all(ledger.container)
     commands = [
-        Deposit(account_id=UUID(account["id"]), amount=amount, reference=f"outage-{amount}")
+        Deposit(
+            principal=OWNER,
+            account_id=UUID(account["id"]),
+            amount=amount,
+            reference=f"outage-{amount}",
+        )
         for amount in (1, 2, 4, 8)
     ]
     await proxy.refuse()
 
     async with broker:
         for command in commands:
-            await broker.publish(COMMANDS_STREAM, ledger.container.registry.to_message(command))
+            await broker.publish(
+                COMMANDS_STREAM,
+                command_envelope(ledger.container.registry, command),
+                {
+                    "sig": sign(
+                        encode(command_envelope(ledger.container.registry, command)), SIGNING_KEY
+                    )
+                },
+            )
 
         async def redelivered_past_the_limit() -> bool:
             deliveries = await redis.most_deliveries(COMMANDS_STREAM, CONSUMER_GROUP)

@@ -37,6 +37,10 @@ from tests.ledger.e2e.factories import MovementBody, OpenAccountBody, TransferBo
 from tests.ledger.faults.ledger_under_test import sessions_of
 from tests.messaging.support import wait_until
 from tests.support import postgres
+from tests.support.tokens import bearer_for, new_subject
+
+CLIENT = new_subject()
+"""The one principal behind every request of this file: it opens the accounts it moves."""
 
 pytestmark = pytest.mark.e2e
 
@@ -91,7 +95,7 @@ async def server(postgres_admin_dsn: str, tmp_path: Path) -> AsyncIterator[Serve
     dsn = make_url(postgres_admin_dsn).set(database=database).render_as_string(False)
     try:
         async with (
-            httpx.AsyncClient(base_url=base_url) as http,
+            httpx.AsyncClient(base_url=base_url, headers=bearer_for(CLIENT)) as http,
             asyncio.timeout(START_DEADLINE),
         ):
             while True:
@@ -119,7 +123,7 @@ class Answer:
 
 
 async def open_funded_accounts(base_url: str) -> list[str]:
-    async with httpx.AsyncClient(base_url=base_url) as http:
+    async with httpx.AsyncClient(base_url=base_url, headers=bearer_for(CLIENT)) as http:
         accounts = []
         for _ in range(ACCOUNTS):
             opened = await http.post("/accounts", json=OpenAccountBody.build())
@@ -135,7 +139,9 @@ async def open_funded_accounts(base_url: str) -> list[str]:
 async def client(base_url: str, accounts: list[str], seed: int, answers: list[Answer]) -> None:
     """Deposit and transfer until the server stops answering; keep every outcome."""
     rng = random.Random(seed)
-    async with httpx.AsyncClient(base_url=base_url, timeout=STOP_DEADLINE) as http:
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=STOP_DEADLINE, headers=bearer_for(CLIENT)
+    ) as http:
         while True:
             if rng.random() < 0.3:
                 path = f"/accounts/{rng.choice(accounts)}/deposits"

@@ -35,6 +35,7 @@ from tests.ledger.faults.harness import (
     fault_reference,
 )
 from tests.support.postgres import free_port
+from tests.support.tokens import bearer_for, new_subject
 
 pytestmark = pytest.mark.e2e
 
@@ -112,7 +113,7 @@ async def test_a_request_is_logged_as_one_json_line_with_its_id_outcome_and_dura
 ) -> None:
     response = await ledger.client.post(
         "/accounts",
-        json={"owner": "Ada", "currency": "EUR"},
+        json={"currency": "EUR"},
         headers={REQUEST_ID_HEADER: "req-42"},
     )
 
@@ -198,9 +199,11 @@ async def test_the_database_password_is_in_no_log_line_when_the_database_cannot_
     leak_check.watch(manager.engine, admin_dsn=None, application_name="unreachable")
     transport = httpx.ASGITransport(create_app(container=container), raise_app_exceptions=False)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=bearer_for(new_subject())
+        ) as client:
             ready = await client.get("/ready")
-            opened = await client.post("/accounts", json={"owner": "Ada", "currency": "EUR"})
+            opened = await client.post("/accounts", json={"currency": "EUR"})
         # And a careless line that logs the whole configuration.
         logging.getLogger("keel.test").error("settings in use: %r", settings)
         await leak_check.verify()

@@ -52,7 +52,7 @@ async def test_a_duplicate_transfer_reference_is_a_retryable_conflict(
         created_at=datetime.now(UTC),
     )
 
-    with pytest.raises(ConcurrencyError, match="uq_ledger_transfers_reference") as caught:
+    with pytest.raises(ConcurrencyError, match="uq_ledger_transfers_source_reference") as caught:
         await _store(sql_uow_factory, twin)
 
     assert caught.value.sqlstate == "23505"

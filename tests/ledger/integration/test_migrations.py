@@ -106,7 +106,12 @@ def _sync_revision(url: str) -> set[str]:
 
 
 def test_the_ledger_tables_are_the_ones_the_migrations_manage() -> None:
-    assert {"ledger_accounts", "ledger_entries", "ledger_transfers"} == LEDGER_TABLES
+    assert {
+        "ledger_accounts",
+        "ledger_entries",
+        "ledger_refusals",
+        "ledger_transfers",
+    } == LEDGER_TABLES
 
 
 async def test_the_migrated_schema_matches_the_mapped_tables(fresh_url: str) -> None:
@@ -219,3 +224,74 @@ def test_the_alembic_environment_run_without_keels_configuration_says_how_to_run
 
     with pytest.raises(RuntimeError, match="keel migrate"):
         command.upgrade(config, "heads")
+
+
+V1_ROWS = """
+INSERT INTO ledger_accounts (id, owner, currency, balance, entry_count, created_at, version)
+VALUES ('{a}', 'Alice', 'EUR', 70, 2, CURRENT_TIMESTAMP, 3),
+       ('{b}', 'Bob', 'EUR', 30, 1, CURRENT_TIMESTAMP, 2);
+INSERT INTO ledger_transfers (id, source_id, target_id, amount, currency, reference, created_at)
+VALUES ('{t}', '{a}', '{b}', 30, 'EUR', 'tr-1', CURRENT_TIMESTAMP);
+INSERT INTO ledger_entries
+    (id, account_id, sequence, kind, amount, balance_after, reference, transfer_id, created_at)
+VALUES ('{e1}', '{a}', 1, 'deposit', 100, 100, 'dep-1', NULL, CURRENT_TIMESTAMP),
+       ('{e2}', '{a}', 2, 'transfer_out', 30, 70, 'tr-1', '{t}', CURRENT_TIMESTAMP),
+       ('{e3}', '{b}', 1, 'transfer_in', 30, 30, 'tr-1', '{t}', CURRENT_TIMESTAMP)
+"""
+
+
+def _ids(url: str) -> dict[str, str]:
+    from uuid import uuid4
+
+    # SQLite stores sa.Uuid as 32 hex digits; PostgreSQL takes the dashed form.
+    dashed = url.startswith("postgresql")
+    return {
+        name: str(uuid4()) if dashed else uuid4().hex for name in ("a", "b", "t", "e1", "e2", "e3")
+    }
+
+
+async def test_upgrading_a_v1_ledger_keeps_its_rows_and_leaves_their_owner_unassigned(
+    fresh_url: str,
+) -> None:
+    ids = _ids(fresh_url)
+    await _on(fresh_url, lambda c: command.upgrade(_config_on(c), "ledger_0001"))
+    for statement in V1_ROWS.format(**ids).split(";"):
+        await _on(fresh_url, lambda c, s=statement: c.execute(text(s)))
+
+    await upgrade_to_head_async(fresh_url, LEDGER_MIGRATIONS)
+
+    rows = await _on(
+        fresh_url,
+        lambda c: c.execute(
+            text("SELECT owner, owner_subject, balance FROM ledger_accounts ORDER BY owner")
+        ).all(),
+    )
+    assert [tuple(row) for row in rows] == [("Alice", None, 70), ("Bob", None, 30)]
+    assert await _on(fresh_url, _differences) == []
+
+
+async def test_after_the_upgrade_a_transfer_reference_is_unique_per_source_only(
+    fresh_url: str,
+) -> None:
+    ids = _ids(fresh_url)
+    await _on(fresh_url, lambda c: command.upgrade(_config_on(c), "ledger_0001"))
+    for statement in V1_ROWS.format(**ids).split(";"):
+        await _on(fresh_url, lambda c, s=statement: c.execute(text(s)))
+    await upgrade_to_head_async(fresh_url, LEDGER_MIGRATIONS)
+    insert = text(
+        "INSERT INTO ledger_transfers (id, source_id, target_id, amount, currency, reference, "
+        "created_at) VALUES (:id, :source, :target, 1, 'EUR', 'tr-1', CURRENT_TIMESTAMP)"
+    )
+    other = _ids(fresh_url)["t"]
+
+    await _on(fresh_url, lambda c: c.execute(insert, {**_pair(ids, "b", "a"), "id": other}))
+
+    with pytest.raises(IntegrityError):
+        await _on(
+            fresh_url,
+            lambda c: c.execute(insert, {**_pair(ids, "a", "b"), "id": _ids(fresh_url)["t"]}),
+        )
+
+
+def _pair(ids: dict[str, str], source: str, target: str) -> dict[str, str]:
+    return {"source": ids[source], "target": ids[target]}

@@ -5,6 +5,7 @@ Parametrised over PostgreSQL and SQLite; each test opens its own accounts.
 
 from __future__ import annotations
 
+import base64
 from uuid import uuid4
 
 import pytest
@@ -15,7 +16,13 @@ from domain.ledger.errors import InsufficientFunds, ReferenceReused
 from service_layer.ledger import handlers, reads
 from service_layer.pagination import InvalidCursor
 from tests.ledger.conftest import SqlUowFactory
-from tests.ledger.factories import MovementArgs, OpenAccountArgs, TransferArgs, open_funded_account
+from tests.ledger.factories import (
+    OWNER,
+    MovementArgs,
+    OpenAccountArgs,
+    TransferArgs,
+    open_funded_account,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +30,7 @@ pytestmark = pytest.mark.integration
 async def test_an_opened_account_reads_back_exactly(sql_uow_factory: SqlUowFactory) -> None:
     opened = await handlers.open_account(OpenAccount(**OpenAccountArgs.build()), sql_uow_factory())
 
-    read = await reads.get_account(sql_uow_factory(), opened.id)
+    read = await reads.get_account(sql_uow_factory(), opened.id, OWNER)
 
     assert read == opened
     assert (read.version, read.balance) == (1, 0)
@@ -46,7 +53,7 @@ async def test_every_movement_bumps_the_stored_version(sql_uow_factory: SqlUowFa
         Withdraw(account_id=account.id, **MovementArgs.build()), sql_uow_factory()
     )
 
-    stored = await reads.get_account(sql_uow_factory(), account.id)
+    stored = await reads.get_account(sql_uow_factory(), account.id, OWNER)
     assert (stored.balance, stored.version) == (0, account.version + 1)
 
 
@@ -60,7 +67,7 @@ async def test_a_replayed_deposit_answers_exactly_the_stored_entry(
     replay = await handlers.deposit(Deposit(**args), sql_uow_factory())
 
     assert (replay.value, replay.created) == (first.value, False)
-    assert (await reads.get_account(sql_uow_factory(), account.id)).version == 2
+    assert (await reads.get_account(sql_uow_factory(), account.id, OWNER)).version == 2
 
 
 async def test_a_stored_reference_with_another_amount_is_refused(
@@ -82,8 +89,8 @@ async def test_a_refused_withdrawal_writes_nothing(sql_uow_factory: SqlUowFactor
             Withdraw(account_id=account.id, **MovementArgs.build(amount=51)), sql_uow_factory()
         )
 
-    assert await reads.get_account(sql_uow_factory(), account.id) == account
-    assert len((await reads.list_entries(sql_uow_factory(), account.id)).items) == 1
+    assert await reads.get_account(sql_uow_factory(), account.id, OWNER) == account
+    assert len((await reads.list_entries(sql_uow_factory(), account.id, OWNER)).items) == 1
 
 
 async def test_a_transfer_reads_back_with_both_entries(sql_uow_factory: SqlUowFactory) -> None:
@@ -95,9 +102,9 @@ async def test_a_transfer_reads_back_with_both_entries(sql_uow_factory: SqlUowFa
         sql_uow_factory(),
     )
 
-    assert await reads.get_transfer(sql_uow_factory(), outcome.value.id) == outcome.value
-    debit = (await reads.list_entries(sql_uow_factory(), source.id)).items[-1]
-    credit = (await reads.list_entries(sql_uow_factory(), target.id)).items[-1]
+    assert await reads.get_transfer(sql_uow_factory(), outcome.value.id, OWNER) == outcome.value
+    debit = (await reads.list_entries(sql_uow_factory(), source.id, OWNER)).items[-1]
+    credit = (await reads.list_entries(sql_uow_factory(), target.id, OWNER)).items[-1]
     assert (debit.kind, debit.transfer_id, debit.balance_after) == (
         "transfer_out",
         outcome.value.id,
@@ -136,9 +143,9 @@ async def test_the_journal_pages_through_every_stored_entry(
         for _ in range(5)
     ]
 
-    first = await reads.list_entries(sql_uow_factory(), account.id, limit=3)
+    first = await reads.list_entries(sql_uow_factory(), account.id, OWNER, limit=3)
     assert first.next is not None
-    rest = await reads.list_entries(sql_uow_factory(), account.id, limit=3, after=first.next)
+    rest = await reads.list_entries(sql_uow_factory(), account.id, OWNER, limit=3, after=first.next)
 
     assert [*first.items, *rest.items] == [outcome.value for outcome in made]
     assert rest.next is None
@@ -148,7 +155,7 @@ async def test_a_forged_cursor_is_refused(sql_uow_factory: SqlUowFactory) -> Non
     account = await open_funded_account(sql_uow_factory())
 
     with pytest.raises(InvalidCursor):
-        await reads.list_entries(sql_uow_factory(), account.id, after="djE6LTE")
+        await reads.list_entries(sql_uow_factory(), account.id, OWNER, after="djE6LTE")
 
 
 async def test_entries_load_as_domain_objects_with_their_kind(
@@ -165,3 +172,13 @@ async def test_entries_load_as_domain_objects_with_their_kind(
     assert entry is not None
     assert entry.kind is EntryKind.DEPOSIT
     assert entry.created_at == outcome.value.created_at
+
+
+async def test_a_cursor_beyond_a_64_bit_position_is_refused_before_the_database(
+    sql_uow_factory: SqlUowFactory,
+) -> None:
+    account = await open_funded_account(sql_uow_factory(), 10)
+    tampered = base64.urlsafe_b64encode(b"v1:9999999999999999999").rstrip(b"=").decode()
+
+    with pytest.raises(InvalidCursor):
+        await reads.list_entries(sql_uow_factory(), account.id, OWNER, after=tampered)

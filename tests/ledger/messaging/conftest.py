@@ -50,7 +50,7 @@ CREATE TRIGGER msgledger_refuse_poison BEFORE INSERT ON ledger_entries
     FOR EACH ROW EXECUTE FUNCTION msgledger_refuse_poison();
 """
 
-TABLES = "ledger_entries, ledger_transfers, ledger_accounts, outbox, inbox"
+TABLES = "ledger_refusals, ledger_entries, ledger_transfers, ledger_accounts, outbox, inbox"
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 Every movement gets a fresh ``reference`` and every command a fresh
 ``message_id``, so tests sharing a database never replay each other by
 accident; a test that wants a redelivery sends the same command twice.
+Commands are made for the principal :data:`SENDER` unless told otherwise.
 Call ``.build()``; factory-boy's declarations are untyped, hence the ignores.
 """
 
@@ -12,9 +13,11 @@ from uuid import uuid4
 
 from factory.base import Factory
 from factory.declarations import LazyFunction
-from factory.faker import Faker
 
 from domain.ledger.commands import Deposit, OpenAccount, TransferFunds, Withdraw
+from domain.principal import Principal
+
+SENDER = Principal(subject="sender-of-the-test-commands")
 
 
 def new_reference() -> str:
@@ -25,8 +28,8 @@ class OpenAccountFactory(Factory[OpenAccount]):
     class Meta:
         model = OpenAccount
 
+    principal = SENDER
     account_id = LazyFunction(uuid4)  # type: ignore[no-untyped-call]
-    owner = Faker("name")  # type: ignore[no-untyped-call]
     currency = "EUR"
 
 
@@ -36,6 +39,7 @@ class DepositFactory(Factory[Deposit]):
     class Meta:
         model = Deposit
 
+    principal = SENDER
     account_id = LazyFunction(uuid4)  # type: ignore[no-untyped-call]
     amount = 100
     reference = LazyFunction(new_reference)  # type: ignore[no-untyped-call]
@@ -47,6 +51,7 @@ class WithdrawFactory(Factory[Withdraw]):
     class Meta:
         model = Withdraw
 
+    principal = SENDER
     account_id = LazyFunction(uuid4)  # type: ignore[no-untyped-call]
     amount = 100
     reference = LazyFunction(new_reference)  # type: ignore[no-untyped-call]
@@ -58,6 +63,7 @@ class TransferFactory(Factory[TransferFunds]):
     class Meta:
         model = TransferFunds
 
+    principal = SENDER
     source_id = LazyFunction(uuid4)  # type: ignore[no-untyped-call]
     target_id = LazyFunction(uuid4)  # type: ignore[no-untyped-call]
     amount = 100

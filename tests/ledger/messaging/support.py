@@ -21,16 +21,19 @@ from adapters.outbox import InMemoryOutbox, SqlAlchemyOutboxStore
 from adapters.repository import InMemoryStore
 from adapters.serialization import MessageRegistry, encode
 from adapters.settings import Settings
-from domain.messages import Message
+from domain.messages import Command, Message
 from entrypoints.bootstrap import Container, bootstrap
 from entrypoints.consumer import subscribe_all
 from entrypoints.ledger import context as ledger_context
 from entrypoints.ledger.messages import CONSUMER_GROUP, command_handler
 from entrypoints.relay import relaying
+from entrypoints.signed_commands import command_envelope, sign
 from service_layer.ledger import reads
 from service_layer.ledger.unit_of_work import LedgerUnitOfWork
 from service_layer.messagebus import MessageBus
+from tests.ledger.messaging.factories import SENDER
 from tests.messaging.support import stream_entries
+from tests.support.tokens import SIGNING_KEY
 
 
 @dataclass
@@ -65,7 +68,7 @@ class MemoryLedger:
         return [message["type"] for message in self.published()]
 
     async def balance(self, account_id: UUID) -> int:
-        return (await reads.get_account(self.uow_factory(), account_id)).balance
+        return (await reads.get_account(self.uow_factory(), account_id, SENDER)).balance
 
 
 REGISTRY = ledger_registry()
@@ -73,14 +76,19 @@ REGISTRY = ledger_registry()
 
 
 def wire(message: Message) -> dict[str, Any]:
-    """The message as the contract puts it on the wire."""
+    """The message as the contract puts it on the wire (a command's principal in its envelope)."""
+    if isinstance(message, Command):
+        return command_envelope(REGISTRY, message)
     return REGISTRY.to_message(message)
 
 
-async def send(client: aioredis.Redis, prefix: str, message: Message | str) -> None:
-    """``XADD <prefix>ledger.commands * data <json>``, as any client would."""
+async def send(
+    client: aioredis.Redis, prefix: str, message: Message | str, *, signed: bool = True
+) -> None:
+    """``XADD <prefix>ledger.commands * data <json> sig <hmac>``, as any sender would."""
     text = message if isinstance(message, str) else encode(wire(message))
-    await client.xadd(prefix + COMMANDS_STREAM, {"data": text})
+    fields = {"data": text, "sig": sign(text, SIGNING_KEY)} if signed else {"data": text}
+    await client.xadd(prefix + COMMANDS_STREAM, fields)  # type: ignore[arg-type]
 
 
 async def commands_settled(client: aioredis.Redis, prefix: str) -> bool:

@@ -15,8 +15,10 @@ import redis.asyncio as aioredis
 from adapters.dead_letters import DeadLetterBox, replay
 from adapters.ledger.messages import COMMANDS_STREAM
 from adapters.serialization import encode
+from domain.ledger.commands import OpenAccount
 from entrypoints.bootstrap import Container
 from entrypoints.ledger import context as ledger_context
+from entrypoints.signed_commands import PRINCIPAL_FIELD, SIGNATURE_FIELD, sign
 from tests.ledger.messaging.factories import OpenAccountFactory
 from tests.ledger.messaging.support import (
     consuming,
@@ -27,16 +29,22 @@ from tests.ledger.messaging.support import (
     send,
 )
 from tests.messaging.support import wait_until
+from tests.support.tokens import SIGNING_KEY
 
 pytestmark = pytest.mark.integration
 
 
-def _deposit(account_id: object, message_id: str, correlation_id: str | None) -> str:
+def _deposit(opened: OpenAccount, message_id: str, correlation_id: str | None) -> str:
     command: dict[str, Any] = {
         "message_id": message_id,
         "type": "Deposit",
         "occurred_at": "2026-01-01T12:00:00Z",
-        "payload": {"account_id": str(account_id), "amount": 100, "reference": message_id},
+        PRINCIPAL_FIELD: opened.principal.subject,
+        "payload": {
+            "account_id": str(opened.account_id),
+            "amount": 100,
+            "reference": message_id,
+        },
     }
     if correlation_id is not None:
         command["correlation_id"] = correlation_id
@@ -59,9 +67,7 @@ async def test_the_event_a_command_causes_carries_its_correlation_and_its_id_as_
     await ledger_context.wiring(container).bus.handle(opened)
 
     async with consuming(container):
-        await send(
-            redis_client, stream_prefix, _deposit(opened.account_id, "dep-0001", sent_correlation)
-        )
+        await send(redis_client, stream_prefix, _deposit(opened, "dep-0001", sent_correlation))
         await wait_until(
             lambda: everything_done(container, redis_client, stream_prefix), "the command"
         )
@@ -97,11 +103,17 @@ async def test_a_dead_letter_replayed_twice_is_applied_once(
 ) -> None:
     opened = OpenAccountFactory.build()
     await ledger_context.wiring(container).bus.handle(opened)
-    raw = _deposit(opened.account_id, "dep-0002", None)
+    raw = _deposit(opened, "dep-0002", None)
     async with container.broker:
         # The same command set aside twice (two deliveries that both failed, say).
         for _ in range(2):
-            await container.broker.dead_letter(COMMANDS_STREAM, raw, "database was down")
+            # The signature travels with it, as the broker keeps a delivery's headers.
+            await container.broker.dead_letter(
+                COMMANDS_STREAM,
+                raw,
+                "database was down",
+                headers={SIGNATURE_FIELD: sign(raw, SIGNING_KEY)},
+            )
 
     box = container.broker
     assert isinstance(box, DeadLetterBox)

@@ -17,10 +17,11 @@ from adapters.settings import Settings
 from entrypoints.bootstrap import Container
 from entrypoints.http.app import create_app
 from tests.ledger.e2e.factories import MovementBody, OpenAccountBody
-from tests.ledger.messaging.factories import OpenAccountFactory
+from tests.ledger.messaging.factories import SENDER, OpenAccountFactory
 from tests.ledger.messaging.support import wire
 from tests.ledger.wiring import LEDGER_MIGRATIONS
 from tests.messaging.support import wait_until
+from tests.support.tokens import bearer_for
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +51,9 @@ def published_types(broker: InProcessBroker) -> list[str]:
 async def test_an_http_deposit_is_announced_on_the_in_process_ledger_events(app: FastAPI) -> None:
     broker = broker_of(app)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://keel"
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://keel",
+        headers=bearer_for(SENDER.subject),
     ) as http:
         account = (await http.post("/accounts", json=OpenAccountBody.build())).json()
         deposit = MovementBody.build(amount=1234)
@@ -73,8 +76,10 @@ async def test_a_command_on_the_in_process_ledger_commands_is_applied(app: FastA
     await broker_of(app).settled()
 
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://keel"
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://keel",
+        headers=bearer_for(SENDER.subject),
     ) as http:
         response = await http.get(f"/accounts/{opened.account_id}")
     assert response.status_code == 200
-    assert response.json()["owner"] == opened.owner
+    assert response.json()["owner"] == opened.principal.subject

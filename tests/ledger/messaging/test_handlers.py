@@ -7,6 +7,7 @@ from uuid import uuid4
 import pytest
 
 from domain.ledger.errors import AccountNotFound, InsufficientFunds
+from domain.principal import Principal
 from service_layer.ledger.handlers import reject_command
 from service_layer.messagebus import DuplicateMessage
 from tests.ledger.messaging.factories import (
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.unit
 
 
 async def test_opening_an_account_announces_it_with_the_senders_id(memory: MemoryLedger) -> None:
-    command = OpenAccountFactory.build(owner="Ada", currency="EUR")
+    command = OpenAccountFactory.build(principal=Principal(subject="ada"), currency="EUR")
 
     view = await memory.bus.handle(command)
 
@@ -30,7 +31,7 @@ async def test_opening_an_account_announces_it_with_the_senders_id(memory: Memor
     assert opened["type"] == "AccountOpened"
     assert opened["payload"] == {
         "account_id": str(command.account_id),
-        "owner": "Ada",
+        "owner": "ada",
         "currency": "EUR",
     }
 
@@ -152,3 +153,17 @@ async def test_a_rejected_command_is_not_run_again_when_it_would_now_succeed(
         await memory.bus.handle(withdrawal, once=True)
 
     assert await memory.balance(opened.account_id) == 10
+
+
+async def test_one_accounts_events_share_its_key_transfers_included(memory: MemoryLedger) -> None:
+    source, target = OpenAccountFactory.build(), OpenAccountFactory.build()
+    for opened in (source, target):
+        await memory.bus.handle(opened)
+    await memory.bus.handle(DepositFactory.build(account_id=source.account_id, amount=70))
+    await memory.bus.handle(
+        TransferFactory.build(source_id=source.account_id, target_id=target.account_id, amount=5)
+    )
+
+    keys = {record.type: record.key for record in memory.outbox.records}
+
+    assert keys["Deposited"] == keys["TransferCompleted"] == f"Account:{source.account_id}"

@@ -31,7 +31,7 @@ from service_layer.ledger import reads
 from service_layer.ledger.unit_of_work import LedgerUnitOfWork
 from service_layer.messagebus import MessageBus
 from tests.ledger.messaging.conftest import dsn_of
-from tests.ledger.messaging.factories import DepositFactory, OpenAccountFactory
+from tests.ledger.messaging.factories import SENDER, DepositFactory, OpenAccountFactory
 from tests.ledger.messaging.processes import backends_waiting_for_a_lock, holding, keel
 from tests.ledger.messaging.support import (
     commands_settled,
@@ -72,7 +72,9 @@ async def unacknowledged(client: aioredis.Redis, prefix: str) -> int:
 async def assert_every_deposit_applied_once(
     container: Container, account_id: UUID, count: int
 ) -> None:
-    account = await reads.get_account(ledger_context.wiring(container).uow_factory(), account_id)
+    account = await reads.get_account(
+        ledger_context.wiring(container).uow_factory(), account_id, SENDER
+    )
     assert account.balance == count * (count + 1) // 2
     assert await entry_count(container, account_id) == count
     assert await inbox_count(container) == count

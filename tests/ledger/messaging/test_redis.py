@@ -49,11 +49,12 @@ async def test_a_command_written_by_hand_as_redis_cli_would_send_it_is_applied(
     container: Container, redis_client: aioredis.Redis, stream_prefix: str
 ) -> None:
     opened = OpenAccountFactory.build()
-    # What `redis-cli XADD ledger.commands '*' data '{...}'` sends: the JSON text, nothing else.
+    # What `redis-cli XADD ledger.commands '*' data '{...}' sig <hmac>` sends: the JSON text
+    # and its signature, nothing else.
     text = (
         '{"message_id": "cli-0001", "type": "OpenAccount", '
-        '"occurred_at": "2026-01-01T12:00:00Z", '
-        f'"payload": {{"account_id": "{opened.account_id}", "owner": "Ada", "currency": "EUR"}}}}'
+        '"occurred_at": "2026-01-01T12:00:00Z", "principal": "ada", '
+        f'"payload": {{"account_id": "{opened.account_id}", "currency": "EUR"}}}}'
     )
 
     async with consuming(container):
@@ -66,7 +67,7 @@ async def test_a_command_written_by_hand_as_redis_cli_would_send_it_is_applied(
     assert event["type"] == "AccountOpened"
     assert event["payload"] == {
         "account_id": str(opened.account_id),
-        "owner": "Ada",
+        "owner": "ada",
         "currency": "EUR",
     }
 

@@ -22,6 +22,7 @@ from tests.ledger.e2e.factories import OpenAccountBody
 from tests.ledger.messaging.processes import keel
 from tests.ledger.messaging.support import published_events
 from tests.messaging.support import wait_until
+from tests.support.tokens import bearer_for, new_subject
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +56,9 @@ async def test_several_workers_and_a_relay_publish_each_event_once_in_account_or
     async with (
         keel("serve", settings, tmp_path, "--workers", "2", "--port", str(port)) as server,
         keel("relay", settings, tmp_path),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers=bearer_for(new_subject())
+        ) as client,
     ):
         await _up(client)
         accounts = []

@@ -69,9 +69,7 @@ def test_reopening_with_other_details_says_the_account_exists() -> None:
     with pytest.raises(AccountAlreadyExists) as raised:
         account.check_reopen(owner="somebody else", currency="EUR")
 
-    assert (
-        raised.value.detail == f"account {account.id} already exists with another owner or currency"
-    )
+    assert raised.value.detail == f"account {account.id} already exists"
 
 
 def test_an_entry_is_stamped_with_the_time_it_was_posted_in_utc() -> None:
@@ -124,7 +122,7 @@ def test_a_reused_movement_reference_says_what_it_was_used_for() -> None:
         entry.check_replay(amount=11)
 
     assert raised.value.detail == (
-        f"reference 'dep-1' was already used for a deposit of 10 on account {account.id}; "
+        "reference 'dep-1' was already used for a deposit of 10 on this account; "
         "this request asks for 11"
     )
 
@@ -169,7 +167,7 @@ def test_a_transfer_is_stamped_with_the_time_it_was_made_in_utc() -> None:
     assert just_now(posting.transfer.created_at)
 
 
-def test_a_reused_transfer_reference_says_what_it_was_used_for() -> None:
+def test_a_reused_transfer_reference_says_so_and_nothing_of_the_other_transfer() -> None:
     source, target = AccountFactory.build(funded=10), AccountFactory.build()
     transfer = Transfer.between(source, target, amount=3, reference="tr-1").transfer
 
@@ -177,6 +175,7 @@ def test_a_reused_transfer_reference_says_what_it_was_used_for() -> None:
         transfer.check_replay(source_id=source.id, target_id=target.id, amount=4)
 
     assert raised.value.detail == (
-        f"reference 'tr-1' was already used for transfer {transfer.id} "
-        f"of 3 from {source.id} to {target.id}"
+        "reference 'tr-1' was already used for another transfer out of this account"
     )
+    for private in (transfer.id, target.id, "of 3"):
+        assert str(private) not in raised.value.detail

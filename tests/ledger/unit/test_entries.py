@@ -12,7 +12,7 @@ from domain.ledger.errors import AccountNotFound, InvalidLimit
 from service_layer.ledger import handlers, reads
 from service_layer.ledger.views import AccountView, EntryView
 from service_layer.pagination import InvalidCursor
-from tests.ledger.factories import MovementArgs, TransferArgs, open_funded_account
+from tests.ledger.factories import OWNER, MovementArgs, TransferArgs, open_funded_account
 
 pytestmark = pytest.mark.unit
 
@@ -30,7 +30,7 @@ async def _deposits(uow: InMemoryLedgerUnitOfWork, account: AccountView, count: 
 async def test_a_new_account_has_an_empty_last_page(uow: InMemoryLedgerUnitOfWork) -> None:
     account = await open_funded_account(uow)
 
-    page = await reads.list_entries(uow, account.id)
+    page = await reads.list_entries(uow, account.id, OWNER)
 
     assert (page.items, page.next) == ([], None)
 
@@ -46,7 +46,7 @@ async def test_entries_come_oldest_first_with_every_kind(uow: InMemoryLedgerUnit
             uow,
         )
 
-    page = await reads.list_entries(uow, account.id)
+    page = await reads.list_entries(uow, account.id, OWNER)
 
     assert [entry.kind for entry in page.items] == [
         "deposit",
@@ -65,7 +65,7 @@ async def test_pages_follow_each_other_until_the_last(uow: InMemoryLedgerUnitOfW
     cursor: str | None = None
     pages = 0
     while True:
-        page = await reads.list_entries(uow, account.id, limit=2, after=cursor)
+        page = await reads.list_entries(uow, account.id, OWNER, limit=2, after=cursor)
         seen.extend(page.items)
         pages += 1
         if page.next is None:
@@ -80,7 +80,7 @@ async def test_a_full_last_page_has_no_next_cursor(uow: InMemoryLedgerUnitOfWork
     account = await open_funded_account(uow)
     await _deposits(uow, account, 2)
 
-    page = await reads.list_entries(uow, account.id, limit=2)
+    page = await reads.list_entries(uow, account.id, OWNER, limit=2)
 
     assert (len(page.items), page.next) == (2, None)
 
@@ -90,11 +90,11 @@ async def test_entries_made_after_a_page_appear_on_the_next_one(
 ) -> None:
     account = await open_funded_account(uow)
     await _deposits(uow, account, 2)
-    first = await reads.list_entries(uow, account.id, limit=1)
+    first = await reads.list_entries(uow, account.id, OWNER, limit=1)
     later = await _deposits(uow, account, 1)
 
     assert first.next is not None
-    rest = await reads.list_entries(uow, account.id, after=first.next)
+    rest = await reads.list_entries(uow, account.id, OWNER, after=first.next)
     assert [entry.reference for entry in rest.items][-1] == later[0]
     assert len(rest.items) == 2
 
@@ -103,7 +103,7 @@ async def test_a_cursor_not_made_by_the_service_is_invalid(uow: InMemoryLedgerUn
     account = await open_funded_account(uow)
 
     with pytest.raises(InvalidCursor):
-        await reads.list_entries(uow, account.id, after="garbage!")
+        await reads.list_entries(uow, account.id, OWNER, after="garbage!")
 
 
 @pytest.mark.parametrize("limit", [0, -1, 501])
@@ -113,14 +113,14 @@ async def test_a_limit_outside_1_to_500_is_refused(
     account = await open_funded_account(uow)
 
     with pytest.raises(InvalidLimit):
-        await reads.list_entries(uow, account.id, limit=limit)
+        await reads.list_entries(uow, account.id, OWNER, limit=limit)
 
 
 async def test_the_entries_of_an_unknown_account_are_account_not_found(
     uow: InMemoryLedgerUnitOfWork,
 ) -> None:
     with pytest.raises(AccountNotFound):
-        await reads.list_entries(uow, uuid4())
+        await reads.list_entries(uow, uuid4(), OWNER)
 
 
 async def test_reads_never_see_uncommitted_work(uow: InMemoryLedgerUnitOfWork) -> None:
@@ -132,5 +132,5 @@ async def test_reads_never_see_uncommitted_work(uow: InMemoryLedgerUnitOfWork) -
         assert loaded is not None
         writer.entries.add(loaded.deposit(5, reference="uncommitted"))
 
-        assert (await reads.get_account(uow, account.id)).balance == 100
-        assert len((await reads.list_entries(uow, account.id)).items) == 1
+        assert (await reads.get_account(uow, account.id, OWNER)).balance == 100
+        assert len((await reads.list_entries(uow, account.id, OWNER)).items) == 1

@@ -17,7 +17,7 @@ from domain.ledger.errors import (
 )
 from domain.ledger.events import Deposited, Withdrawn
 from service_layer.ledger import handlers, reads
-from tests.ledger.factories import MovementArgs, open_funded_account
+from tests.ledger.factories import OWNER, MovementArgs, open_funded_account
 
 pytestmark = pytest.mark.unit
 
@@ -36,7 +36,7 @@ async def test_a_deposit_credits_the_account(uow: InMemoryLedgerUnitOfWork) -> N
         250,
     )
     assert (outcome.value.account_id, outcome.value.transfer_id) == (account.id, None)
-    assert (await reads.get_account(uow, account.id)).balance == 250
+    assert (await reads.get_account(uow, account.id, OWNER)).balance == 250
 
 
 async def test_a_deposit_bumps_the_account_version(uow: InMemoryLedgerUnitOfWork) -> None:
@@ -44,7 +44,7 @@ async def test_a_deposit_bumps_the_account_version(uow: InMemoryLedgerUnitOfWork
 
     await handlers.deposit(Deposit(account_id=account.id, **MovementArgs.build()), uow)
 
-    assert (await reads.get_account(uow, account.id)).version == account.version + 1
+    assert (await reads.get_account(uow, account.id, OWNER)).version == account.version + 1
 
 
 async def test_a_deposit_raises_deposited(uow: InMemoryLedgerUnitOfWork) -> None:
@@ -64,12 +64,12 @@ async def test_a_replayed_deposit_answers_the_first_entry_and_changes_nothing(
     account = await open_funded_account(uow)
     args = MovementArgs.build()
     first = await handlers.deposit(Deposit(account_id=account.id, **args), uow)
-    before = await reads.get_account(uow, account.id)
+    before = await reads.get_account(uow, account.id, OWNER)
 
     replay = await handlers.deposit(Deposit(account_id=account.id, **args), uow)
 
     assert (replay.value, replay.created) == (first.value, False)
-    assert await reads.get_account(uow, account.id) == before
+    assert await reads.get_account(uow, account.id, OWNER) == before
 
 
 async def test_a_deposit_reusing_a_reference_with_another_amount_is_refused(
@@ -120,33 +120,46 @@ async def test_a_withdrawal_debits_the_account(uow: InMemoryLedgerUnitOfWork) ->
     assert isinstance(list(uow.collect_new_events())[-1], Withdrawn)
 
 
-async def test_a_withdrawal_beyond_the_balance_is_refused_and_keeps_nothing(
+async def test_a_withdrawal_beyond_the_balance_is_refused_and_moves_nothing(
     uow: InMemoryLedgerUnitOfWork,
 ) -> None:
     account = await open_funded_account(uow, 100)
-    commits = uow.commits
 
     with pytest.raises(InsufficientFunds):
         await handlers.withdraw(
             Withdraw(account_id=account.id, **MovementArgs.build(amount=101)), uow
         )
 
-    assert uow.commits == commits
-    assert await reads.get_account(uow, account.id) == account
+    assert await reads.get_account(uow, account.id, OWNER) == account
+    assert len((await reads.list_entries(uow, account.id, OWNER)).items) == 1
 
 
-async def test_a_refused_withdrawal_leaves_its_reference_free(
+async def test_a_refused_withdrawal_replayed_after_funds_arrived_answers_the_same_refusal(
+    uow: InMemoryLedgerUnitOfWork,
+) -> None:
+    account = await open_funded_account(uow, 100)
+    args = MovementArgs.build(amount=150)
+    with pytest.raises(InsufficientFunds) as first:
+        await handlers.withdraw(Withdraw(account_id=account.id, **args), uow)
+    await handlers.deposit(Deposit(account_id=account.id, **MovementArgs.build(amount=50)), uow)
+
+    with pytest.raises(InsufficientFunds) as replay:
+        await handlers.withdraw(Withdraw(account_id=account.id, **args), uow)
+
+    assert replay.value.detail == first.value.detail
+    assert (await reads.get_account(uow, account.id, OWNER)).balance == 150
+
+
+async def test_the_reference_of_a_refused_withdrawal_is_reused_by_another_amount(
     uow: InMemoryLedgerUnitOfWork,
 ) -> None:
     account = await open_funded_account(uow, 100)
     args = MovementArgs.build(amount=150)
     with pytest.raises(InsufficientFunds):
         await handlers.withdraw(Withdraw(account_id=account.id, **args), uow)
-    await handlers.deposit(Deposit(account_id=account.id, **MovementArgs.build(amount=50)), uow)
 
-    outcome = await handlers.withdraw(Withdraw(account_id=account.id, **args), uow)
-
-    assert (outcome.created, outcome.value.balance_after) == (True, 0)
+    with pytest.raises(ReferenceReused):
+        await handlers.withdraw(Withdraw(account_id=account.id, **{**args, "amount": 10}), uow)
 
 
 async def test_a_replayed_withdrawal_answers_the_first_entry_even_when_funds_ran_out(
@@ -169,6 +182,8 @@ async def test_a_malformed_movement_is_refused_before_any_work(
     uow: InMemoryLedgerUnitOfWork, amount: int, reference: str, error: type[Exception]
 ) -> None:
     with pytest.raises(error):
-        await handlers.deposit(Deposit(account_id=uuid4(), amount=amount, reference=reference), uow)
+        await handlers.deposit(
+            Deposit(principal=OWNER, account_id=uuid4(), amount=amount, reference=reference), uow
+        )
 
     assert (uow.commits, uow.rollbacks, uow.accessed) == (0, 0, [])

@@ -11,7 +11,7 @@ from domain.ledger.commands import OpenAccount
 from domain.ledger.errors import AccountAlreadyExists, AccountNotFound, InvalidCurrency
 from domain.ledger.events import AccountOpened
 from service_layer.ledger import handlers, reads
-from tests.ledger.factories import OpenAccountArgs
+from tests.ledger.factories import OWNER, OpenAccountArgs
 
 pytestmark = pytest.mark.unit
 
@@ -22,7 +22,7 @@ async def test_a_new_account_is_empty_at_version_one(uow: InMemoryLedgerUnitOfWo
     account = await handlers.open_account(OpenAccount(**args), uow)
 
     assert (account.owner, account.currency, account.balance, account.version) == (
-        args["owner"],
+        args["principal"].subject,
         "USD",
         0,
         1,
@@ -33,7 +33,7 @@ async def test_a_new_account_is_empty_at_version_one(uow: InMemoryLedgerUnitOfWo
 async def test_an_opened_account_can_be_read_back(uow: InMemoryLedgerUnitOfWork) -> None:
     opened = await handlers.open_account(OpenAccount(**OpenAccountArgs.build()), uow)
 
-    assert await reads.get_account(uow, opened.id) == opened
+    assert await reads.get_account(uow, opened.id, OWNER) == opened
 
 
 async def test_opening_an_account_raises_account_opened(uow: InMemoryLedgerUnitOfWork) -> None:
@@ -80,4 +80,4 @@ async def test_reading_an_unknown_account_is_account_not_found(
     uow: InMemoryLedgerUnitOfWork,
 ) -> None:
     with pytest.raises(AccountNotFound):
-        await reads.get_account(uow, uuid4())
+        await reads.get_account(uow, uuid4(), OWNER)

@@ -22,7 +22,13 @@ from domain.ledger.commands import Deposit, OpenAccount, TransferFunds, Withdraw
 from domain.ledger.errors import ReferenceReused
 from service_layer.ledger import handlers, reads
 from service_layer.retry import RetryPolicy
-from tests.ledger.factories import MovementArgs, OpenAccountArgs, TransferArgs, open_funded_account
+from tests.ledger.factories import (
+    OWNER,
+    MovementArgs,
+    OpenAccountArgs,
+    TransferArgs,
+    open_funded_account,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -60,7 +66,7 @@ async def test_twin_deposits_with_a_new_reference_create_once_and_replay_once(
     assert sum(uow.conflicts for uow in uows) == 1
     assert sorted(outcome.created for outcome in outcomes) == [False, True]
     assert outcomes[0].value == outcomes[1].value
-    balance = (await reads.get_account(InMemoryLedgerUnitOfWork(store), account.id)).balance
+    balance = (await reads.get_account(InMemoryLedgerUnitOfWork(store), account.id, OWNER)).balance
     assert balance == args["amount"]
 
 
@@ -79,10 +85,10 @@ async def test_twin_openings_of_one_account_id_answer_the_same_account(
     assert opened[0] == opened[1]
 
 
-async def test_a_transfer_reference_raced_on_other_accounts_is_refused_as_reused(
+async def test_a_transfer_reference_raced_to_other_targets_is_refused_as_reused(
     store: InMemoryStore,
 ) -> None:
-    accounts = [await open_funded_account(InMemoryLedgerUnitOfWork(store), 100) for _ in range(4)]
+    accounts = [await open_funded_account(InMemoryLedgerUnitOfWork(store), 100) for _ in range(3)]
     args = TransferArgs.build()
     uows = [HesitantUnitOfWork(store) for _ in range(2)]
 
@@ -93,7 +99,7 @@ async def test_a_transfer_reference_raced_on_other_accounts_is_refused_as_reused
             policy=QUICK,
         ),
         handlers.transfer(
-            TransferFunds(source_id=accounts[2].id, target_id=accounts[3].id, **args),
+            TransferFunds(source_id=accounts[0].id, target_id=accounts[2].id, **args),
             uows[1],
             policy=QUICK,
         ),
@@ -119,4 +125,4 @@ async def test_a_conflict_that_outlasts_the_retries_surfaces_as_concurrent_updat
         )
 
     assert (caught.value.code, loser.attempts, loser.conflicts) == ("concurrent_update", 3, 3)
-    assert await reads.get_account(InMemoryLedgerUnitOfWork(store), account.id) == account
+    assert await reads.get_account(InMemoryLedgerUnitOfWork(store), account.id, OWNER) == account

@@ -18,7 +18,7 @@ from domain.ledger.errors import (
 )
 from domain.ledger.events import TransferCompleted
 from service_layer.ledger import handlers, reads
-from tests.ledger.factories import TransferArgs, open_funded_account
+from tests.ledger.factories import OWNER, TransferArgs, new_principal, open_funded_account
 
 pytestmark = pytest.mark.unit
 
@@ -38,8 +38,8 @@ async def test_a_transfer_moves_money_between_the_accounts(uow: InMemoryLedgerUn
         30,
     )
     assert outcome.value.currency == "EUR"
-    assert (await reads.get_account(uow, source.id)).balance == 70
-    assert (await reads.get_account(uow, target.id)).balance == 40
+    assert (await reads.get_account(uow, source.id, OWNER)).balance == 70
+    assert (await reads.get_account(uow, target.id, OWNER)).balance == 40
 
 
 async def test_a_transfer_writes_one_entry_on_each_side(uow: InMemoryLedgerUnitOfWork) -> None:
@@ -50,8 +50,8 @@ async def test_a_transfer_writes_one_entry_on_each_side(uow: InMemoryLedgerUnitO
         uow,
     )
 
-    debit = (await reads.list_entries(uow, source.id)).items[-1]
-    credit = (await reads.list_entries(uow, target.id)).items[-1]
+    debit = (await reads.list_entries(uow, source.id, OWNER)).items[-1]
+    credit = (await reads.list_entries(uow, target.id, OWNER)).items[-1]
     assert (debit.kind, debit.amount, debit.transfer_id) == ("transfer_out", 30, outcome.value.id)
     assert (credit.kind, credit.amount, credit.transfer_id) == ("transfer_in", 30, outcome.value.id)
 
@@ -75,7 +75,7 @@ async def test_a_transfer_can_be_read_back(uow: InMemoryLedgerUnitOfWork) -> Non
         TransferFunds(source_id=source.id, target_id=target.id, **TransferArgs.build()), uow
     )
 
-    assert await reads.get_transfer(uow, outcome.value.id) == outcome.value
+    assert await reads.get_transfer(uow, outcome.value.id, OWNER) == outcome.value
 
 
 async def test_a_replayed_transfer_answers_the_first_and_changes_nothing(
@@ -84,27 +84,46 @@ async def test_a_replayed_transfer_answers_the_first_and_changes_nothing(
     source, target = await open_funded_account(uow, 100), await open_funded_account(uow)
     args = TransferArgs.build(source_id=source.id, target_id=target.id, amount=60)
     first = await handlers.transfer(TransferFunds(**args), uow)
-    balances = [await reads.get_account(uow, a.id) for a in (source, target)]
+    balances = [await reads.get_account(uow, a.id, OWNER) for a in (source, target)]
 
     replay = await handlers.transfer(TransferFunds(**args), uow)
 
     assert (replay.value, replay.created) == (first.value, False)
-    assert [await reads.get_account(uow, a.id) for a in (source, target)] == balances
+    assert [await reads.get_account(uow, a.id, OWNER) for a in (source, target)] == balances
 
 
-async def test_a_transfer_reference_is_unique_across_all_accounts(
+async def test_a_transfer_reference_is_unique_per_source_account(
     uow: InMemoryLedgerUnitOfWork,
 ) -> None:
-    accounts = [await open_funded_account(uow, 100) for _ in range(4)]
+    accounts = [await open_funded_account(uow, 100) for _ in range(3)]
     args = TransferArgs.build()
     await handlers.transfer(
         TransferFunds(source_id=accounts[0].id, target_id=accounts[1].id, **args), uow
     )
 
-    with pytest.raises(ReferenceReused):
+    with pytest.raises(ReferenceReused) as refused:
         await handlers.transfer(
-            TransferFunds(source_id=accounts[2].id, target_id=accounts[3].id, **args), uow
+            TransferFunds(source_id=accounts[0].id, target_id=accounts[2].id, **args), uow
         )
+    assert str(accounts[1].id) not in refused.value.detail
+
+
+async def test_another_owner_may_use_the_same_transfer_reference(
+    uow: InMemoryLedgerUnitOfWork,
+) -> None:
+    stranger = new_principal()
+    mine = [await open_funded_account(uow, 100) for _ in range(2)]
+    theirs = await open_funded_account(uow, 100, principal=stranger)
+    args = TransferArgs.build()
+    await handlers.transfer(TransferFunds(source_id=mine[0].id, target_id=mine[1].id, **args), uow)
+
+    outcome = await handlers.transfer(
+        TransferFunds(source_id=theirs.id, target_id=mine[1].id, **{**args, "principal": stranger}),
+        uow,
+    )
+
+    assert outcome.created
+    assert (await reads.get_account(uow, mine[1].id, OWNER)).balance == 300
 
 
 async def test_a_transfer_beyond_the_source_balance_changes_nothing(
@@ -120,8 +139,8 @@ async def test_a_transfer_beyond_the_source_balance_changes_nothing(
             uow,
         )
 
-    assert await reads.get_account(uow, source.id) == source
-    assert await reads.get_account(uow, target.id) == target
+    assert await reads.get_account(uow, source.id, OWNER) == source
+    assert await reads.get_account(uow, target.id, OWNER) == target
 
 
 async def test_a_transfer_between_currencies_is_refused(uow: InMemoryLedgerUnitOfWork) -> None:
@@ -164,4 +183,4 @@ async def test_reading_an_unknown_transfer_is_transfer_not_found(
     uow: InMemoryLedgerUnitOfWork,
 ) -> None:
     with pytest.raises(TransferNotFound):
-        await reads.get_transfer(uow, uuid4())
+        await reads.get_transfer(uow, uuid4(), OWNER)
