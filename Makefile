@@ -24,7 +24,7 @@ bench:  ## performance ratios against hand-written SQLAlchemy and raw asyncpg
 	$(UV) run python -m bench.kernel
 	$(UV) run python -m bench.messaging
 	for context in $$(ls -d bench/*/ | xargs -n1 basename | grep -v __pycache__); do \
-		for module in bench/$$context/http.py bench/$$context/messaging.py; do \
+		for module in bench/$$context/http.py bench/$$context/messaging.py bench/$$context/scaling.py; do \
 			[ -f $$module ] && $(UV) run python -m $$(echo $${module%.py} | tr / .) || true; \
 		done; \
 	done
