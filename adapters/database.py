@@ -187,16 +187,23 @@ def _begin_before_sqlite_savepoints(engine: AsyncEngine) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
+ENGINE_CREATION_ERRORS = (TypeError, ArgumentError, NoSuchModuleError)
+"""What SQLAlchemy raises for options or a driver it cannot use."""
+
+
+def engine_creation_error(url: URL, exc: Exception) -> DatabaseConfigurationError:
+    """The error for an engine that could not be made, naming the URL with its password masked."""
+    message = str(exc).replace(str(url.password or "\0"), "***")
+    return DatabaseConfigurationError(f"cannot create an engine for {safe_url(url)}: {message}")
+
+
 def _create_engine(url: str, engine_options: dict[str, Any]) -> AsyncEngine:
     parsed = parse_database_url(url)
     options = engine_options_for(parsed, engine_options)
     try:
         engine = create_async_engine(parsed, **options)
-    except (TypeError, ArgumentError, NoSuchModuleError) as exc:
-        message = str(exc).replace(str(parsed.password or "\0"), "***")
-        raise DatabaseConfigurationError(
-            f"cannot create an engine for {safe_url(parsed)}: {message}"
-        ) from None
+    except ENGINE_CREATION_ERRORS as exc:
+        raise engine_creation_error(parsed, exc) from None
     if parsed.get_backend_name() == "sqlite":
         _enable_sqlite_foreign_keys(engine)
         _begin_before_sqlite_savepoints(engine)

@@ -25,12 +25,14 @@ from typing import Annotated, Any
 from fastapi import Depends
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.database import (
+    ENGINE_CREATION_ERRORS,
     DatabaseConfigurationError,
     SessionManagerNotInitialised,
+    engine_creation_error,
     engine_options_for,
     safe_url,
 )
@@ -75,11 +77,8 @@ def create_sync_engine(url: str, **engine_options: Any) -> Engine:
     options = engine_options_for(parsed, engine_options)
     try:
         engine = create_engine(parsed, **options)
-    except (TypeError, ArgumentError, NoSuchModuleError) as exc:
-        message = str(exc).replace(str(parsed.password or "\0"), "***")
-        raise DatabaseConfigurationError(
-            f"cannot create an engine for {safe_url(parsed)}: {message}"
-        ) from None
+    except ENGINE_CREATION_ERRORS as exc:
+        raise engine_creation_error(parsed, exc) from None
     if parsed.get_backend_name() == "sqlite":
         _enable_sqlite_foreign_keys(engine)
         _begin_before_sqlite_savepoints(engine)
