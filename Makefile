@@ -12,7 +12,7 @@ test: lint  ## everything: ruff, mypy --strict, unit, integration and e2e tests
 	$(UV) run pytest
 
 test-unit:  ## the fast loop: in-memory tests only
-	$(UV) run pytest -m unit -q
+	$(UV) run pytest -m "unit and not integration and not e2e" -q
 
 lint:
 	$(UV) run ruff check .

@@ -84,40 +84,61 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, ConcurrencyError)
 
 
+class _Attempts:
+    """What a retry loop decides after a failure, the same for async and sync callers.
+
+    :meth:`pause_after` raises the error when it is not to be retried (not a
+    conflict, attempts spent) or a repeated duplicate key as :class:`AlreadyExists`,
+    and otherwise reports the retry and answers how long to pause.
+    """
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.attempt = 0
+        self.duplicates = 0
+
+    def start(self) -> None:
+        self.attempt += 1
+
+    def pause_after(self, exc: Exception) -> float:
+        if isinstance(exc, DuplicateKeyError):
+            self.duplicates += 1
+            if self.duplicates > 1:
+                raise AlreadyExists(
+                    f"the key is already taken, not by a concurrent write: {exc.detail}"
+                ) from exc
+        if not is_retryable(exc) or self.attempt >= self.policy.attempts:
+            raise exc
+        pause = self.policy.delay(self.attempt)
+        observers.retrying(self.attempt, exc)
+        logger.warning(
+            "retrying after a conflict",
+            extra={
+                "attempt": self.attempt,
+                "of": self.policy.attempts,
+                "cause": str(exc),
+                "delay_s": round(pause, 4),
+            },
+        )
+        return pause
+
+
 async def retrying(operation: Callable[[], Awaitable[R]], policy: RetryPolicy | None = None) -> R:
     """Await ``operation()``, again on a retryable conflict, at most ``policy.attempts`` times.
 
     ``operation`` must open its own unit of work, so each attempt starts clean.
     The last conflict propagates when attempts run out; a second duplicate key
-    raises :class:`AlreadyExists` (see the module's doc).
+    raises :class:`AlreadyExists` (see the module's doc). Without ``policy``, the
+    default in force at call time.
     """
-    policy = policy or _default
-    attempt, duplicates = 0, 0
+    attempts = _Attempts(policy or _default)
     while True:
-        attempt += 1
+        attempts.start()
         try:
             return await operation()
         except Exception as exc:
-            if isinstance(exc, DuplicateKeyError):
-                duplicates += 1
-                if duplicates > 1:
-                    raise AlreadyExists(
-                        f"the key is already taken, not by a concurrent write: {exc.detail}"
-                    ) from exc
-            if not is_retryable(exc) or attempt >= policy.attempts:
-                raise
-            pause = policy.delay(attempt)
-            observers.retrying(attempt, exc)
-            logger.warning(
-                "retrying after a conflict",
-                extra={
-                    "attempt": attempt,
-                    "of": policy.attempts,
-                    "cause": str(exc),
-                    "delay_s": round(pause, 4),
-                },
-            )
-            await sleep(pause)
+            pause = attempts.pause_after(exc)
+        await sleep(pause)
 
 
 def retry_on_conflict(
@@ -145,27 +166,18 @@ def retry_on_conflict(
 def retrying_sync(operation: Callable[[], R], policy: RetryPolicy | None = None) -> R:
     """:func:`retrying` for a synchronous ``operation``; pauses with ``time.sleep``.
 
-    ``operation`` must open its own (sync) unit of work, so each attempt starts clean.
+    ``operation`` must open its own (sync) unit of work, so each attempt starts
+    clean. The same decisions as the async loop: the default policy in force at
+    call time, a repeated duplicate key as :class:`AlreadyExists`, observed retries.
     """
-    policy = policy or RetryPolicy()
-    for attempt in range(1, policy.attempts + 1):
+    attempts = _Attempts(policy or _default)
+    while True:
+        attempts.start()
         try:
             return operation()
         except Exception as exc:
-            if not is_retryable(exc) or attempt == policy.attempts:
-                raise
-            pause = policy.delay(attempt)
-            logger.warning(
-                "retrying after a conflict",
-                extra={
-                    "attempt": attempt,
-                    "of": policy.attempts,
-                    "cause": str(exc),
-                    "delay_s": round(pause, 4),
-                },
-            )
-            time.sleep(pause)
-    raise AssertionError("unreachable")  # pragma: no cover
+            pause = attempts.pause_after(exc)
+        time.sleep(pause)
 
 
 def retry_on_conflict_sync(

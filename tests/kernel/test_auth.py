@@ -229,6 +229,7 @@ def _jwks_verifier(url: str, *, min_refresh_seconds: float) -> TokenVerifier:
     return TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, algorithms=["ES256"])
 
 
+@pytest.mark.integration  # a JWKS server on loopback
 async def test_a_token_is_checked_with_the_jwks_key_its_kid_names(
     jwks_server: JwksServer,
 ) -> None:
@@ -239,6 +240,7 @@ async def test_a_token_is_checked_with_the_jwks_key_its_kid_names(
     assert (await verifier.verify(_issuer(key, "k1").mint("alice"))).subject == "alice"
 
 
+@pytest.mark.integration  # a JWKS server on loopback
 async def test_the_jwks_is_cached_between_tokens(jwks_server: JwksServer) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     jwks_server.publish(key, "k1")
@@ -250,6 +252,7 @@ async def test_the_jwks_is_cached_between_tokens(jwks_server: JwksServer) -> Non
     assert jwks_server.fetches == 1
 
 
+@pytest.mark.integration  # a JWKS server on loopback
 async def test_a_rotated_key_is_fetched_when_a_token_names_its_unknown_kid(
     jwks_server: JwksServer,
 ) -> None:
@@ -264,6 +267,7 @@ async def test_a_rotated_key_is_fetched_when_a_token_names_its_unknown_kid(
     assert jwks_server.fetches == 2
 
 
+@pytest.mark.integration  # a JWKS server on loopback
 async def test_unknown_kids_cannot_make_the_jwks_be_fetched_again_and_again(
     jwks_server: JwksServer,
 ) -> None:
@@ -279,6 +283,7 @@ async def test_unknown_kids_cannot_make_the_jwks_be_fetched_again_and_again(
     assert jwks_server.fetches == 1
 
 
+@pytest.mark.integration  # a JWKS server on loopback
 async def test_an_unreachable_jwks_refuses_tokens_without_a_traceback() -> None:
     verifier = _jwks_verifier("http://127.0.0.1:1/jwks.json", min_refresh_seconds=0)
 

@@ -268,6 +268,7 @@ async def test_the_dead_letter_gauge_counts_what_waits_in_each_dead_stream(
     assert value("keel_dead_letters", stream=EVENTS_STREAM) == 0
 
 
+@pytest.mark.integration
 async def test_a_worker_serves_its_metrics_on_metrics_port(unused_tcp_port: int) -> None:
     settings = Settings(
         database_url="sqlite+aiosqlite://",
