@@ -91,7 +91,7 @@ def add_parsers(commands: Any) -> None:
 def _stream_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stream",
-        help="a consumed stream, e.g. ledger.commands (default: every stream the "
+        help="a consumed stream, e.g. orders.commands (default: every stream the "
         "running contexts consume)",
     )
 

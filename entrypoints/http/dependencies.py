@@ -49,7 +49,7 @@ def unit_of_work_of(name: str, kind: type[UowT]) -> Callable[..., Awaitable[UowT
     """A dependency answering a new, not yet entered unit of work of the context ``name``.
 
     ``async`` though it does no I/O: a plain ``def`` dependency costs a worker
-    thread hand-off on every request (measured by the ledger's HTTP bench).
+    thread hand-off on every request (measured by a context's HTTP bench).
     """
 
     async def unit_of_work(container: ContainerDep) -> UowT:
