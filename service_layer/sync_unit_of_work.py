@@ -28,7 +28,7 @@ from uuid import UUID
 
 from domain.aggregate import Aggregate, Event
 from service_layer.repository import SyncRepository
-from service_layer.unit_of_work import BlockState, UnitOfWorkError
+from service_layer.unit_of_work import BlockState, EventsOfSeenAggregates, UnitOfWorkError
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def _declared_fields(owner: type[Any], kind: type[Any]) -> tuple[str, ...] | Non
     return None
 
 
-class AbstractSyncUnitOfWork(abc.ABC):
+class AbstractSyncUnitOfWork(EventsOfSeenAggregates, abc.ABC):
     """The port every synchronous service function depends on."""
 
     def __init__(self) -> None:
@@ -173,27 +173,10 @@ class AbstractSyncUnitOfWork(abc.ABC):
                 found.allow(fields)
         return found
 
-    def collect_new_events(self) -> Iterator[Event]:
-        """Drain the events raised by every aggregate this unit of work has seen."""
-        for repo in list(self._repositories.values()):
-            for aggregate in repo.seen:
-                while aggregate.events:
-                    yield aggregate.events.pop(0)
-
-    def collect_committed_events(self) -> list[Event]:
-        """Drain the events that a successful ``commit`` kept, across every block so far."""
-        committed, self._committed_events = self._committed_events, []
-        drained = {event.event_id for event in committed}
-        for repo in self._repositories.values():
-            for aggregate in repo.seen:
-                aggregate.events[:] = [e for e in aggregate.events if e.event_id not in drained]
-        return committed
-
     def _uncommitted_events(self) -> list[tuple[Aggregate[Any], Event]]:
         return [
             (aggregate, event)
-            for repo in self._repositories.values()
-            for aggregate in repo.seen
+            for aggregate in self._seen()
             for event in aggregate.events
             if event.event_id not in self._recorded
         ]

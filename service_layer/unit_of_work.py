@@ -34,7 +34,15 @@ import abc
 import contextlib
 import enum
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
 from typing import Any, Generic, Protocol, Self, TypeVar, overload
 from uuid import UUID
@@ -127,7 +135,46 @@ def declared_fields(owner: type[Any], kind: type[Any]) -> tuple[str, ...] | None
     return _DECLARED_FIELDS[owner, kind]
 
 
-class AbstractUnitOfWork(abc.ABC):
+class _SeesAggregates(Protocol):
+    @property
+    def seen(self) -> list[Any]: ...
+
+
+class EventsOfSeenAggregates:
+    """The event bookkeeping the async and the sync unit of work share.
+
+    Both keep their block's repositories (each remembers the aggregates it
+    handed out) and the events their commits kept; draining either is the same.
+    """
+
+    _repositories: Mapping[type[Any], _SeesAggregates]
+    _committed_events: list[Event]
+
+    def collect_new_events(self) -> Iterator[Event]:
+        """Drain the events raised by every aggregate this unit of work has seen."""
+        for aggregate in list(self._seen()):
+            while aggregate.events:
+                yield aggregate.events.pop(0)
+
+    def collect_committed_events(self) -> list[Event]:
+        """Drain the events that a successful ``commit`` kept, across every block so far.
+
+        Unlike :meth:`collect_new_events`, an event raised by work that was
+        rolled back (or never committed) is not returned: it did not happen.
+        The message bus uses this to dispatch events after the command's commit.
+        """
+        committed, self._committed_events = self._committed_events, []
+        drained = {event.event_id for event in committed}
+        for aggregate in self._seen():
+            aggregate.events[:] = [e for e in aggregate.events if e.event_id not in drained]
+        return committed
+
+    def _seen(self) -> Iterator[Aggregate[Any]]:
+        for repo in self._repositories.values():
+            yield from repo.seen
+
+
+class AbstractUnitOfWork(EventsOfSeenAggregates, abc.ABC):
     """The port every service function depends on."""
 
     _callbacks: list[CommitCallback]
@@ -269,31 +316,6 @@ class AbstractUnitOfWork(abc.ABC):
             if (fields := declared_fields(type(self), kind)) is not None:
                 found.allow(fields)
         return found
-
-    def collect_new_events(self) -> Iterator[Event]:
-        """Drain the events raised by every aggregate this unit of work has seen."""
-        for repo in list(self._repositories.values()):
-            for aggregate in repo.seen:
-                while aggregate.events:
-                    yield aggregate.events.pop(0)
-
-    def collect_committed_events(self) -> list[Event]:
-        """Drain the events that a successful ``commit`` kept, across every block so far.
-
-        Unlike :meth:`collect_new_events`, an event raised by work that was
-        rolled back (or never committed) is not returned: it did not happen.
-        The message bus uses this to dispatch events after the command's commit.
-        """
-        committed, self._committed_events = self._committed_events, []
-        drained = {event.event_id for event in committed}
-        for repo in self._repositories.values():
-            for aggregate in repo.seen:
-                aggregate.events[:] = [e for e in aggregate.events if e.event_id not in drained]
-        return committed
-
-    def _seen(self) -> Iterator[Aggregate[Any]]:
-        for repo in self._repositories.values():
-            yield from repo.seen
 
     def _event_ids_by_aggregate(self) -> dict[int, set[UUID]]:
         return {id(aggregate): {e.event_id for e in aggregate.events} for aggregate in self._seen()}
