@@ -26,8 +26,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session
 from sqlalchemy.pool import StaticPool
+
+from adapters import liveness
 
 SUPPORTED_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
 
@@ -101,6 +103,50 @@ class SessionManagerNotInitialised(RuntimeError):
     pass
 
 
+class WriteInReadOnlySession(RuntimeError):
+    """Something tried to write through a session made for reads only."""
+
+
+class ReadOnlySession(Session):
+    """A session for reads: each statement in autocommit, and writes refused.
+
+    Read units of work run one ``SELECT`` or a few; in PostgreSQL's READ
+    COMMITTED each statement takes its own snapshot inside a transaction as
+    well, so a transaction around them added two round trips (``BEGIN``,
+    ``ROLLBACK``) and no guarantee. Without one, a write would be kept at
+    once, so writes are refused before they reach the database: a flush of
+    anything added or changed, and any ORM-level ``INSERT``/``UPDATE``/``DELETE``.
+    """
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise WriteInReadOnlySession(
+            "a read-only unit of work cannot write; use the context's unit of work "
+            "(or bus) for changes"
+        )
+
+
+@event.listens_for(ReadOnlySession, "do_orm_execute")
+def _refuse_write_statements(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise WriteInReadOnlySession(
+            f"a read-only unit of work cannot run {type(state.statement).__name__.upper()}; "
+            "use the context's unit of work (or bus) for changes"
+        )
+
+
+def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine`` for read-only units of work: :class:`ReadOnlySession`."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        sync_session_class=ReadOnlySession,
+        expire_on_commit=False,
+        autoflush=False,
+    )
+
+
 def safe_url(url: str | URL) -> str:
     """Render a URL for logs and errors with the password replaced by ``***``."""
     try:
@@ -157,7 +203,7 @@ def engine_options_for(url: URL, overrides: dict[str, Any]) -> dict[str, Any]:
             options["poolclass"] = StaticPool
             options["connect_args"] = {"check_same_thread": False}
     else:
-        options = {"pool_pre_ping": True, "pool_recycle": 3600}
+        options = {"pool_recycle": 3600}
     options.update(overrides)
     return options
 
@@ -197,7 +243,18 @@ def engine_creation_error(url: URL, exc: Exception) -> DatabaseConfigurationErro
     return DatabaseConfigurationError(f"cannot create an engine for {safe_url(url)}: {message}")
 
 
-def _create_engine(url: str, engine_options: dict[str, Any]) -> AsyncEngine:
+def create_engine_for(
+    url: str,
+    engine_options: dict[str, Any],
+    *,
+    ping_after_idle: float = liveness.PING_AFTER_IDLE_SECONDS,
+) -> AsyncEngine:
+    """An engine with Keel's defaults: the one way the async engines are made.
+
+    On PostgreSQL, pooled connections are checked by :mod:`adapters.liveness`
+    (no round trip unless idle longer than ``ping_after_idle`` seconds) unless
+    the caller asks for SQLAlchemy's ``pool_pre_ping`` itself.
+    """
     parsed = parse_database_url(url)
     options = engine_options_for(parsed, engine_options)
     try:
@@ -207,6 +264,8 @@ def _create_engine(url: str, engine_options: dict[str, Any]) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         _enable_sqlite_foreign_keys(engine)
         _begin_before_sqlite_savepoints(engine)
+    elif not options.get("pool_pre_ping"):
+        liveness.watch(engine.sync_engine, ping_after_idle=ping_after_idle)
     return engine
 
 
@@ -222,6 +281,7 @@ class DatabaseSessionManager:
         self._engine: AsyncEngine | None = None
         self._direct_engine: AsyncEngine | None = None
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        self._read_sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
     def init(
         self,
@@ -229,12 +289,15 @@ class DatabaseSessionManager:
         *,
         direct_url: str | None = None,
         direct_options: dict[str, Any] | None = None,
+        ping_after_idle: float = liveness.PING_AFTER_IDLE_SECONDS,
         **engine_options: Any,
     ) -> None:
         """Create the engine. Options pass through to ``create_async_engine``.
 
-        Defaults: ``pool_pre_ping=True`` and ``pool_recycle=3600`` on
-        PostgreSQL; foreign keys enforced on SQLite; ``expire_on_commit=False``
+        Defaults: on PostgreSQL ``pool_recycle=3600`` and pooled connections
+        checked without a round trip (:mod:`adapters.liveness`; pinged only
+        after ``ping_after_idle`` idle seconds); foreign keys enforced on
+        SQLite; ``expire_on_commit=False``
         on sessions so objects stay readable after commit without lazy I/O.
         ``direct_url``: the database itself when ``url`` is a transaction
         pooler (PgBouncer), for what needs a session of its own: LISTEN and
@@ -244,11 +307,14 @@ class DatabaseSessionManager:
             raise RuntimeError(
                 "DatabaseSessionManager.init() called twice; call 'await close()' first"
             )
-        engine = _create_engine(url, engine_options)
+        engine = create_engine_for(url, engine_options, ping_after_idle=ping_after_idle)
         if direct_url is not None:
-            self._direct_engine = _create_engine(direct_url, direct_options or {})
+            self._direct_engine = create_engine_for(
+                direct_url, direct_options or {}, ping_after_idle=ping_after_idle
+            )
         self._engine = engine
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+        self._read_sessionmaker = read_session_factory(engine)
 
     @property
     def direct_engine(self) -> AsyncEngine:
@@ -274,11 +340,19 @@ class DatabaseSessionManager:
         assert self._sessionmaker is not None
         return self._sessionmaker
 
+    @property
+    def read_session_factory(self) -> async_sessionmaker[AsyncSession]:
+        """Sessions for read-only units of work: no transaction around them, writes refused."""
+        self.engine  # noqa: B018 - raises the explanatory error when not initialised
+        assert self._read_sessionmaker is not None
+        return self._read_sessionmaker
+
     async def close(self) -> None:
         """Dispose of the engines. Calling it again, or before ``init``, does nothing."""
         if self._engine is None:
             return
         engine, self._engine, self._sessionmaker = self._engine, None, None
+        self._read_sessionmaker = None
         direct, self._direct_engine = self._direct_engine, None
         await engine.dispose()
         if direct is not None:

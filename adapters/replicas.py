@@ -38,14 +38,10 @@ from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from adapters.database import parse_database_url, safe_url
+from adapters import liveness
+from adapters.database import create_engine_for, read_session_factory, safe_url
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +77,7 @@ class Replica:
     checked: bool = False
 
     def __post_init__(self) -> None:
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = read_session_factory(self.engine)
 
 
 class ReplicaRouter:
@@ -97,7 +93,7 @@ class ReplicaRouter:
         check_timeout: float = 1.0,
     ) -> None:
         self.primary = primary
-        self.primary_sessions = async_sessionmaker(primary, expire_on_commit=False)
+        self.primary_sessions = read_session_factory(primary)
         self.replicas = list(replicas)
         self.max_lag = max_lag
         self.check_interval = check_interval
@@ -111,15 +107,15 @@ class ReplicaRouter:
         primary: AsyncEngine,
         urls: Sequence[str],
         engine_options: dict[str, Any] | None = None,
+        *,
+        ping_after_idle: float = liveness.PING_AFTER_IDLE_SECONDS,
         **options: Any,
     ) -> ReplicaRouter:
         """A router with one engine per replica URL, made with ``engine_options``."""
         replicas = [
             Replica(
                 safe_url(url),
-                create_async_engine(
-                    parse_database_url(url), **{"pool_pre_ping": True, **(engine_options or {})}
-                ),
+                create_engine_for(url, engine_options or {}, ping_after_idle=ping_after_idle),
             )
             for url in urls
         ]

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.database import DatabaseConfigurationError, parse_database_url
+from adapters.liveness import PING_AFTER_IDLE_SECONDS
 
 if TYPE_CHECKING:
     from adapters.retention import RetentionPolicy
@@ -66,6 +67,9 @@ class Settings(BaseSettings):
     db_connect_timeout: Annotated[float, Field(gt=0, le=600)] = 5.0
     """Seconds to open a connection. asyncpg's own default is 60 s, and while the
     database is unreachable every request would hang that long before its 503."""
+    db_ping_after_idle_seconds: Annotated[float, Field(ge=0, le=86_400)] = PING_AFTER_IDLE_SECONDS
+    """A pooled connection idle longer than this is pinged before use (one round trip);
+    others are checked for free (``adapters.liveness``). ``0`` pings on every checkout."""
     db_application_name: Annotated[str, Field(min_length=1, max_length=63)] = "keel"
     """How Keel's connections are named in ``pg_stat_activity``, for the operator."""
     retry_attempts: Annotated[int, Field(ge=1, le=100)] = 5
@@ -84,6 +88,8 @@ class Settings(BaseSettings):
     auth_leeway_seconds: Annotated[int, Field(ge=0, le=MAX_CLOCK_SKEW_SECONDS)] = 5
     """Clock skew allowed on ``exp`` and ``nbf``."""
     auth_dev_key_file: str = DEFAULT_DEV_KEY_FILE
+    auth_verified_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 60.0
+    """A verified token is answered from memory for this long (never past its ``exp``); 0: off."""
     """With neither a public key nor a JWKS URL: the development key pair, made on first use."""
     command_signing_key: SecretStr | None = None
     """The HMAC-SHA256 key of the ``sig`` field of commands on a real broker."""

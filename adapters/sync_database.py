@@ -75,6 +75,10 @@ def create_sync_engine(url: str, **engine_options: Any) -> Engine:
     """An ``Engine`` with the async side's defaults (pre-ping, recycle; SQLite foreign keys)."""
     parsed = parse_sync_database_url(url)
     options = engine_options_for(parsed, engine_options)
+    if parsed.get_backend_name() != "sqlite":
+        # A blocking driver learns that the server closed a connection only by
+        # using it, so the async side's free check (adapters.liveness) cannot work here.
+        options.setdefault("pool_pre_ping", True)
     try:
         engine = create_engine(parsed, **options)
     except ENGINE_CREATION_ERRORS as exc:

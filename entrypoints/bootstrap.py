@@ -113,6 +113,7 @@ def bootstrap(
         settings.database_url,
         direct_url=settings.database_direct_url,
         direct_options=settings.direct_engine_options(),
+        ping_after_idle=settings.db_ping_after_idle_seconds,
         **settings.engine_options(),
     )
     observability.install(settings, manager.engine)
@@ -137,6 +138,7 @@ def bootstrap(
             manager.engine,
             settings.replica_urls,
             settings.engine_options(),
+            ping_after_idle=settings.db_ping_after_idle_seconds,
             max_lag=settings.db_replica_max_lag_seconds,
         )
     wirings = {
@@ -147,7 +149,7 @@ def bootstrap(
                 dependencies=dependencies,
                 inbox=inbox,
             ),
-            read_uow_factory=_read_factory(context, replicas),
+            read_uow_factory=_read_factory(context, manager, store, replicas),
         )
         for context in contexts
     }
@@ -204,10 +206,16 @@ def _unit_of_work_factory(
 
 
 def _read_factory(
-    context: BoundedContext[UowT], replicas: ReplicaRouter | None
+    context: BoundedContext[UowT],
+    manager: DatabaseSessionManager,
+    store: InMemoryStore | None,
+    replicas: ReplicaRouter | None,
 ) -> Callable[[], UowT] | None:
+    if store is not None:
+        return None  # the fake's reads are its writes' store
     if replicas is None:
-        return None
+        sessions = manager.read_session_factory
+        return lambda: context.unit_of_work(sessions)
     # The router's factory is asked at each call: it names a healthy replica then.
     return lambda: context.unit_of_work(replicas.session_factory)
 

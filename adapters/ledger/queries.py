@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import bindparam, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.ledger.tables import accounts, transfers
@@ -14,6 +14,31 @@ from domain.ledger.transfer import Transfer
 from service_layer.ledger.queries import LedgerQueries
 from service_layer.ledger.views import AccountView, TransferView
 
+# Built once: composing a statement costs more than SQLAlchemy's compiled cache saves.
+ACCOUNT = select(
+    accounts.c.id,
+    accounts.c.owner,
+    accounts.c.currency,
+    accounts.c.balance,
+    accounts.c.version,
+    accounts.c.created_at,
+).where(accounts.c.id == bindparam("id"), accounts.c.owner_subject == bindparam("owner"))
+TRANSFER = select(
+    transfers.c.id,
+    transfers.c.source_id,
+    transfers.c.target_id,
+    transfers.c.amount,
+    transfers.c.currency,
+    transfers.c.reference,
+    transfers.c.created_at,
+).where(
+    transfers.c.id == bindparam("id"),
+    exists().where(
+        accounts.c.owner_subject == bindparam("viewer"),
+        or_(accounts.c.id == transfers.c.source_id, accounts.c.id == transfers.c.target_id),
+    ),
+)
+
 
 class SqlAlchemyLedgerQueries(LedgerQueries):
     """Core ``SELECT``s on the unit of work's session: rows, not tracked objects."""
@@ -22,32 +47,13 @@ class SqlAlchemyLedgerQueries(LedgerQueries):
         self.session = session
 
     async def account(self, account_id: UUID, *, owner: str) -> AccountView | None:
-        statement = select(
-            accounts.c.id,
-            accounts.c.owner,
-            accounts.c.currency,
-            accounts.c.balance,
-            accounts.c.version,
-            accounts.c.created_at,
-        ).where(accounts.c.id == account_id, accounts.c.owner_subject == owner)
-        row = (await self.session.execute(statement)).one_or_none()
+        result = await self.session.execute(ACCOUNT, {"id": account_id, "owner": owner})
+        row = result.one_or_none()
         return None if row is None else AccountView(**row._asdict())
 
     async def transfer(self, transfer_id: UUID, *, viewer: str) -> TransferView | None:
-        owned = exists().where(
-            accounts.c.owner_subject == viewer,
-            or_(accounts.c.id == transfers.c.source_id, accounts.c.id == transfers.c.target_id),
-        )
-        statement = select(
-            transfers.c.id,
-            transfers.c.source_id,
-            transfers.c.target_id,
-            transfers.c.amount,
-            transfers.c.currency,
-            transfers.c.reference,
-            transfers.c.created_at,
-        ).where(transfers.c.id == transfer_id, owned)
-        row = (await self.session.execute(statement)).one_or_none()
+        result = await self.session.execute(TRANSFER, {"id": transfer_id, "viewer": viewer})
+        row = result.one_or_none()
         return None if row is None else TransferView(**row._asdict())
 
 

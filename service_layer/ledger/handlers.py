@@ -133,17 +133,20 @@ async def transfer(
 
     async def attempt() -> Outcome[TransferView]:
         async with uow:
-            # The source is checked first, on the read side: someone else's
-            # source must answer exactly as an unknown one, whatever the target.
-            # Ownership never changes, so no lock is needed for this.
-            if await uow.queries.account(source_id, owner=command.principal.subject) is None:
-                raise AccountNotFound(f"no account with id {source_id}")
             # Always lock in id order: two opposite transfers then queue on the
             # same first row instead of each holding the row the other needs.
-            locked = {
-                account_id: await _locked_account(uow, account_id)
+            found = {
+                account_id: await uow.accounts.get_for_update(account_id)
                 for account_id in sorted({source_id, target_id})
             }
+            # The source is judged first: someone else's source must answer
+            # exactly as an unknown one, whatever the target.
+            source = found[source_id]
+            if source is None or not source.is_owned_by(command.principal.subject):
+                raise AccountNotFound(f"no account with id {source_id}")
+            target = found[target_id]
+            if target is None:
+                raise AccountNotFound(f"no account with id {target_id}")
             earlier = await uow.transfers.list(
                 where={"source_id": source_id, "reference": command.reference}, limit=1
             )
@@ -162,8 +165,8 @@ async def transfer(
             )
             try:
                 posting = Transfer.between(
-                    locked[source_id],
-                    locked[target_id],
+                    source,
+                    target,
                     amount=command.amount,
                     reference=command.reference,
                 )

@@ -133,6 +133,9 @@ async def test_a_database_that_never_answers_fails_within_the_connect_timeout(
 ) -> None:
     account = await open_account(ledger.http)
     await proxy.go_silent()
+    # Let the event loop read the resets: the pool then knows its connections are
+    # gone and opens a new one, which is the connection that never answers.
+    await asyncio.sleep(0.1)
 
     # Without a connect timeout this waits for asyncpg's 60 s: DEADLINE would fail it.
     response = await asyncio.wait_for(deposit(ledger.http, account["id"]), DEADLINE)
