@@ -187,6 +187,17 @@ def _http_goal(source: Source, endpoint: str, key: str) -> float | None:
     )
 
 
+def _python_load_caveat(source: Source) -> list[str]:
+    if source.get("config", "load_tool") == "wrk":
+        return []
+    return [
+        "",
+        "**Caveat**: the load came from the Python generator (no `wrk`), which shares the "
+        "CPU with the servers and may itself be the limit: a low ceiling says so, and then "
+        "every ratio is pulled towards 1.",
+    ]
+
+
 def http_section(source: Source, context: str) -> Section:
     """Every variant's req/s and latency, Keel over each twin, each variant's share of the
     ceiling; Keel's ratios, marked invalid on an endpoint where any variant answered errors."""
@@ -262,6 +273,7 @@ def http_section(source: Source, context: str) -> Section:
             rows,
             text_columns=2,
         ),
+        *_python_load_caveat(source),
         "",
         "Money conserved across all transfers: "
         + ("yes." if source.get("money_conserved") is True else "**NO**."),

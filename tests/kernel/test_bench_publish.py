@@ -214,6 +214,15 @@ def test_an_endpoint_with_error_responses_makes_its_ratios_invalid(results: Path
     assert "| orders GET /accounts/{id} Keel/plain | INVALID: error responses |" in text
 
 
+def test_load_from_the_python_generator_comes_with_its_caveat(results: Path) -> None:
+    assert "Python generator" not in _publish(results, Drawn())
+    slow = _http()
+    slow["config"]["load_tool"] = "python"
+    _write(results, "orders-http.json", slow)
+
+    assert "the load came from the Python generator" in _publish(results, Drawn())
+
+
 def test_a_context_whose_messaging_bench_was_skipped_says_so(results: Path) -> None:
     _write(results, "orders-messaging.json", {"orders": None})
 
