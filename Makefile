@@ -19,14 +19,30 @@ lint:
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 
-bench:  ## performance ratios against hand-written SQLAlchemy and raw asyncpg
+# Each bench writes its --json into BENCH_OUT (a `.command` file beside it when the bench
+# does not record its own command); bench.publish renders them. matplotlib is in the
+# `bench` dependency group, which `run --group bench` adds for that one step.
+BENCH_OUT := out/bench
+
+bench:  ## performance ratios against hand-written twins; publishes docs/benchmarks.md and its chart
 	./scripts/services.sh
-	$(UV) run python -m bench.kernel
-	$(UV) run python -m bench.messaging
-	for context in $$(ls -d bench/*/ | xargs -n1 basename | grep -v __pycache__); do \
-		for module in bench/$$context/http.py bench/$$context/messaging.py bench/$$context/scaling.py; do \
-			[ -f $$module ] && $(UV) run python -m $$(echo $${module%.py} | tr / .) || true; \
+	./scripts/bench-tools.sh
+	rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)
+	$(UV) run python -m bench.machine $(BENCH_OUT)/machine.json
+	$(UV) run python -m bench.kernel --json $(BENCH_OUT)/kernel.json
+	echo "python -m bench.messaging --json $(BENCH_OUT)/messaging.json" > $(BENCH_OUT)/messaging.command
+	$(UV) run python -m bench.messaging --json $(BENCH_OUT)/messaging.json
+	set -e; for context in $$(ls -d bench/*/ | xargs -n1 basename | grep -v __pycache__); do \
+		for kind in http messaging; do \
+			[ -f bench/$$context/$$kind.py ] || continue; \
+			command="python -m bench.$$context.$$kind --json $(BENCH_OUT)/$$context-$$kind.json"; \
+			echo "$$command" > $(BENCH_OUT)/$$context-$$kind.command; \
+			$(UV) run $$command; \
 		done; \
+	done
+	$(UV) run --group bench python -m bench.publish $(BENCH_OUT) docs/benchmarks.md
+	set -e; for scaling in $$(ls bench/*/scaling.py 2>/dev/null); do \
+		$(UV) run python -m $$(echo $${scaling%.py} | tr / .); \
 	done
 
 mutate:  ## mutation testing (mutmut) of the kernel's in-memory paths and the ledger's aggregates against the unit tests; not part of `make test`. MUTANTS="service_layer.retry*" runs some only

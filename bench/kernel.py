@@ -54,7 +54,7 @@ from adapters.database import DatabaseSessionManager
 from adapters.unit_of_work import SqlAlchemyUnitOfWork
 from bench.postgres import BenchDatabase, BenchDatabaseError, fresh_database
 from bench.profiling import COMMON_LAYERS, KERNEL, Layer, profiled, render_profile
-from bench.report import bootstrap_interval, ratio_of_totals, table, write_json
+from bench.report import bootstrap_interval, command_line, ratio_of_totals, table, write_json
 from domain.aggregate import Aggregate
 from domain.errors import ConcurrencyError, NotFound
 from service_layer.unit_of_work import AbstractUnitOfWork, repository
@@ -699,6 +699,7 @@ async def run(args: argparse.Namespace) -> int:
                 await arena.close()
     payload: dict[str, Any] = {
         "benchmark": "kernel",
+        "command": command_line(),
         "config": {
             "ops": args.ops,
             "seconds": args.seconds,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import random
+import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -73,3 +75,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def command_line() -> str:
+    """How this process was started, as a reader would retype it: ``python -m MODULE ARGS``.
+
+    Benches save it in their ``--json`` so a published table names the exact
+    command behind it.
+    """
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    program = ["python", "-m", spec.name] if spec is not None else ["python", sys.argv[0]]
+    return shlex.join([*program, *sys.argv[1:]])

@@ -1,7 +1,7 @@
 """A small asyncio load generator, for machines without ``wrk``.
 
 It does what ``bench/wrk/ledger.lua`` does — the same requests, the same
-"BENCH_JSON {...}" line — from a separate process, so that ``bench.http``
+"BENCH_JSON {...}" line — from a separate process, so that ``bench.ledger.http``
 works everywhere. ``wrk`` is preferred when installed: this generator is
 Python too and, on a small machine, takes CPU away from the server under
 test, which lowers every variant's figures (the ratios suffer less).
@@ -64,7 +64,7 @@ async def load(
             if not 200 <= response.status_code < 400:
                 status_errors += 1
 
-    # Keel's routes want the bench's token; the plain and raw twins ignore it.
+    # Keel and both twins verify the bench's token; the ceiling ignores it.
     headers = (
         {"Authorization": f"Bearer {os.environ['BENCH_TOKEN']}"}
         if "BENCH_TOKEN" in os.environ

@@ -2,10 +2,15 @@
 
 What a developer would write without Keel: one session per request from an
 ``async_sessionmaker``, the same mapped domain classes and domain rules, the
-same statements in the same order (lock both accounts ``FOR UPDATE`` in id
-order, look for the reference, write, commit) — but no unit of work, no
-repositories and no retry wrapper. The engine gets the options Keel's would
-(the settings' pool options plus ``pool_pre_ping``), so that the comparison
+same statements in the same order — ``GET /accounts/{id}`` filters on the
+caller as owner; ``POST /transfers`` checks that the caller owns the source
+(someone else's answers 404 like an unknown id), locks both accounts
+``FOR UPDATE`` in id order, looks for an earlier transfer and an earlier
+refusal under the same (source, reference), writes, commits — but no unit of
+work, no repositories and no retry wrapper. Every request has its bearer JWT
+verified and its scope checked, and every response carries Keel's security
+headers (``http_guards``). The engine gets the options Keel's would (the
+settings' pool options plus ``pool_pre_ping``), so that the comparison
 measures the kernel and not a pool setting. Request and response models and
 error documents are the ledger's own, for the same reason.
 
@@ -17,19 +22,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 from fastapi import Depends, FastAPI, Request, Response, status
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, exists, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from starlette.types import ASGIApp
 
 from adapters.ledger.orm import start_mappers
 from adapters.ledger.tables import accounts, transfers
 from adapters.outbox import NOTIFY_CHANNEL, outbox_table
 from adapters.settings import load_settings
-from domain.ledger.account import Account
+from bench.ledger.http_guards import Reader, Writer, guarded
+from domain.errors import DomainError
+from domain.ledger.account import Account, EntryKind
 from domain.ledger.errors import AccountNotFound, TransferNotFound
+from domain.ledger.refusal import Refusal
 from domain.ledger.transfer import Transfer, check_transfer_request
 from entrypoints.http.problems import problem_handlers
 from entrypoints.ledger.schemas import AccountResponse, TransferRequest, TransferResponse
@@ -45,7 +54,19 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def create_app() -> FastAPI:
+def owned_account(account_id: UUID, owner: str) -> Select[Any]:
+    """The caller's account by id, as a row: Keel's ownership query."""
+    return select(
+        accounts.c.id,
+        accounts.c.owner,
+        accounts.c.currency,
+        accounts.c.balance,
+        accounts.c.version,
+        accounts.c.created_at,
+    ).where(accounts.c.id == account_id, accounts.c.owner_subject == owner)
+
+
+def create_app() -> ASGIApp:
     settings = load_settings()
     start_mappers()
 
@@ -72,38 +93,41 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/accounts/{account_id}")
-    async def get_account(account_id: UUID, session: SessionDep) -> AccountResponse:
-        statement = select(
-            accounts.c.id,
-            accounts.c.owner,
-            accounts.c.currency,
-            accounts.c.balance,
-            accounts.c.version,
-            accounts.c.created_at,
-        ).where(accounts.c.id == account_id)
-        row = (await session.execute(statement)).one_or_none()
+    async def get_account(account_id: UUID, caller: Reader, session: SessionDep) -> AccountResponse:
+        row = (await session.execute(owned_account(account_id, caller))).one_or_none()
         if row is None:
             raise AccountNotFound(f"no account with id {account_id}")
         return AccountResponse.model_validate(row._asdict())
 
     @app.get("/transfers/{transfer_id}")
-    async def get_transfer(transfer_id: UUID, session: SessionDep) -> TransferResponse:
-        row = (
-            await session.execute(select(transfers).where(transfers.c.id == transfer_id))
-        ).one_or_none()
+    async def get_transfer(
+        transfer_id: UUID, caller: Reader, session: SessionDep
+    ) -> TransferResponse:
+        owned = exists().where(
+            accounts.c.owner_subject == caller,
+            or_(accounts.c.id == transfers.c.source_id, accounts.c.id == transfers.c.target_id),
+        )
+        statement = select(transfers).where(transfers.c.id == transfer_id, owned)
+        row = (await session.execute(statement)).one_or_none()
         if row is None:
             raise TransferNotFound(f"no transfer with id {transfer_id}")
         return TransferResponse.model_validate(row._asdict())
 
     @app.post("/transfers", status_code=status.HTTP_201_CREATED)
     async def transfer(
-        body: TransferRequest, session: SessionDep, request: Request, response: Response
+        body: TransferRequest,
+        caller: Writer,
+        session: SessionDep,
+        request: Request,
+        response: Response,
     ) -> TransferResponse:
-        check_transfer_request(
-            body.source_id, body.target_id, amount=body.amount, reference=body.reference
-        )
+        source_id, target_id = body.source_id, body.target_id
+        amount, reference = body.amount, body.reference
+        check_transfer_request(source_id, target_id, amount=amount, reference=reference)
+        if (await session.execute(owned_account(source_id, caller))).one_or_none() is None:
+            raise AccountNotFound(f"no account with id {source_id}")
         locked: dict[UUID, Account] = {}
-        for account_id in sorted((body.source_id, body.target_id)):
+        for account_id in sorted((source_id, target_id)):
             account = await session.get(
                 Account, account_id, with_for_update=True, populate_existing=True
             )
@@ -111,20 +135,36 @@ def create_app() -> FastAPI:
                 raise AccountNotFound(f"no account with id {account_id}")
             locked[account_id] = account
         earlier = await session.scalar(
-            select(Transfer).filter_by(reference=body.reference).limit(1)
+            select(Transfer).filter_by(source_id=source_id, reference=reference).limit(1)
         )
         if earlier is not None:
-            earlier.check_replay(
-                source_id=body.source_id, target_id=body.target_id, amount=body.amount
-            )
+            earlier.check_replay(source_id=source_id, target_id=target_id, amount=amount)
             response.status_code = status.HTTP_200_OK
             return TransferResponse.model_validate(earlier)
-        posting = Transfer.between(
-            locked[body.source_id],
-            locked[body.target_id],
-            amount=body.amount,
-            reference=body.reference,
+        kind = str(EntryKind.TRANSFER_OUT)
+        kept = await session.scalar(
+            select(Refusal).filter_by(account_id=source_id, kind=kind, reference=reference).limit(1)
         )
+        if kept is not None:
+            raise kept.replay(amount=amount, target_id=target_id)
+        try:
+            posting = Transfer.between(
+                locked[source_id], locked[target_id], amount=amount, reference=reference
+            )
+        except DomainError as refused:
+            # Kept under the reference, so that a replay answers the same refusal.
+            record = Refusal.of(
+                refused,
+                account_id=source_id,
+                kind=kind,
+                reference=reference,
+                amount=amount,
+                target_id=target_id,
+            )
+            if record is not None:
+                session.add(record)
+                await session.commit()
+            raise
         session.add_all(posting)
         # The same outbox row Keel writes for TransferCompleted, so both do the same SQL.
         await session.flush()
@@ -133,19 +173,25 @@ def create_app() -> FastAPI:
             [transfer_completed_row(posting.transfer)],
         )
         await session.commit()
-        location = request.url_for("get_transfer", transfer_id=posting.transfer.id)
-        response.headers["Location"] = str(location)
+        response.headers["Location"] = request.app.url_path_for(
+            "get_transfer", transfer_id=posting.transfer.id
+        )
         return TransferResponse.model_validate(posting.transfer)
 
-    return app
+    return guarded(app, settings)
 
 
 def transfer_completed_row(transfer: Transfer) -> dict[str, object]:
-    """The outbox row of a ``TransferCompleted`` event, as Keel's registry would write it."""
+    """The outbox row of a ``TransferCompleted`` event, as Keel's registry would write it.
+
+    A request id stands for the correlation and causation ids Keel takes from
+    ``X-Request-ID``.
+    """
+    request_id = uuid4().hex
     return {
         "message_id": uuid4(),
         "stream": "ledger.events",
-        "aggregate_key": str(transfer.id),
+        "aggregate_key": f"Account:{transfer.source_id}",
         "type": "TransferCompleted",
         "occurred_at": datetime.now(UTC),
         "payload": {
@@ -156,4 +202,7 @@ def transfer_completed_row(transfer: Transfer) -> dict[str, object]:
             "currency": transfer.currency,
             "reference": transfer.reference,
         },
+        "correlation_id": request_id,
+        "causation_id": request_id,
+        "trace_context": None,
     }

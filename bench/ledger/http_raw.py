@@ -1,11 +1,17 @@
 """The ledger's hot routes on raw asyncpg: the floor that Keel is measured against.
 
-Hand-written SQL in the statement order the ORM versions use (lock both
-accounts ``FOR UPDATE`` in id order, look for the reference, insert the
-transfer and its two entries, update both balances under the version check,
-commit), with the domain rules written inline as a raw-SQL service would.
-Requests, responses and error documents are the ledger's own models, so the
-HTTP layer costs the same in every variant.
+Hand-written SQL, statement for statement what Keel sends for the same
+request: ``GET /accounts/{id}`` reads ``WHERE id = $1 AND owner_subject = $2``;
+``POST /transfers`` checks in one transaction that the caller owns the source
+(someone else's answers 404 exactly like an unknown id), locks both accounts
+``FOR UPDATE`` in id order, looks for an earlier transfer and an earlier
+refusal under the same (source, reference), updates both balances under the
+version check, inserts the transfer, its two entries and the outbox row, and
+commits. Domain rules are written inline as a raw-SQL service would. Every
+request has its bearer JWT verified and its scope checked, and every response
+carries Keel's security headers (``http_guards``). Requests, responses and
+error documents are the ledger's own models, so the HTTP layer costs the same
+in every variant.
 
     DATABASE_URL=postgresql+asyncpg://... uvicorn --factory bench.ledger.http_raw:create_app
 """
@@ -22,9 +28,11 @@ from uuid import UUID, uuid4
 import asyncpg
 from fastapi import FastAPI, Request, Response, status
 from sqlalchemy.engine import make_url
+from starlette.types import ASGIApp
 
 from adapters.settings import load_settings
-from domain.errors import ConcurrencyError
+from bench.ledger.http_guards import Reader, Writer, guarded
+from domain.errors import ConcurrencyError, DomainError
 from domain.ledger.errors import (
     AccountNotFound,
     CurrencyMismatch,
@@ -32,37 +40,55 @@ from domain.ledger.errors import (
     ReferenceReused,
     TransferNotFound,
 )
+from domain.ledger.refusal import Refusal
 from domain.ledger.transfer import check_transfer_request
 from entrypoints.http.problems import problem_handlers
 from entrypoints.ledger.schemas import AccountResponse, TransferRequest, TransferResponse
 
-SELECT_ACCOUNT = (
-    "SELECT id, owner, currency, balance, version, created_at FROM ledger_accounts WHERE id = $1"
+OWNED_ACCOUNT = (
+    "SELECT id, owner, currency, balance, version, created_at FROM ledger_accounts "
+    "WHERE id = $1 AND owner_subject = $2"
 )
 LOCK_ACCOUNT = (
-    "SELECT id, currency, balance, entry_count, version FROM ledger_accounts "
-    "WHERE id = $1 FOR UPDATE"
+    "SELECT id, owner, owner_subject, currency, balance, entry_count, created_at, version "
+    "FROM ledger_accounts WHERE id = $1 FOR UPDATE"
 )
 TRANSFER_COLUMNS = "id, source_id, target_id, amount, currency, reference, created_at"
-SELECT_TRANSFER = f"SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE id = $1"
-SELECT_TRANSFER_BY_REFERENCE = (
-    f"SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE reference = $1 LIMIT 1"
+SELECT_OWNED_TRANSFER = (
+    f"SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE id = $1 AND EXISTS ("
+    "SELECT 1 FROM ledger_accounts WHERE ledger_accounts.owner_subject = $2 AND "
+    "(ledger_accounts.id = ledger_transfers.source_id "
+    "OR ledger_accounts.id = ledger_transfers.target_id))"
+)
+EARLIER_TRANSFER = (
+    f"SELECT {TRANSFER_COLUMNS} FROM ledger_transfers "
+    "WHERE source_id = $1 AND reference = $2 LIMIT $3"
+)
+REFUSAL_COLUMNS = "id, account_id, kind, reference, amount, target_id, code, detail, created_at"
+EARLIER_REFUSAL = (
+    f"SELECT {REFUSAL_COLUMNS} FROM ledger_refusals "
+    "WHERE account_id = $1 AND kind = $2 AND reference = $3 LIMIT $4"
+)
+INSERT_REFUSAL = (
+    f"INSERT INTO ledger_refusals ({REFUSAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+)
+UPDATE_BALANCE = (
+    "UPDATE ledger_accounts SET balance = $1, entry_count = $2, version = $3 "
+    "WHERE id = $4 AND version = $5"
 )
 INSERT_TRANSFER = (
     f"INSERT INTO ledger_transfers ({TRANSFER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-)
-INSERT_OUTBOX = (
-    "INSERT INTO outbox (message_id, stream, aggregate_key, type, occurred_at, payload) "
-    "VALUES ($1, $2, $3, $4, $5, $6) RETURNING pg_notify('keel_outbox', '')"
 )
 INSERT_ENTRY = (
     "INSERT INTO ledger_entries (id, account_id, sequence, kind, amount, balance_after, "
     "reference, transfer_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 )
-UPDATE_BALANCE = (
-    "UPDATE ledger_accounts SET balance = $2, entry_count = $3, version = version + 1 "
-    "WHERE id = $1 AND version = $4"
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (message_id, stream, aggregate_key, type, occurred_at, payload, "
+    "correlation_id, causation_id, trace_context) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+    "RETURNING pg_notify($10, $11)"
 )
+TRANSFER_OUT = "transfer_out"
 
 
 def asyncpg_dsn(database_url: str) -> str:
@@ -71,7 +97,7 @@ def asyncpg_dsn(database_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def create_app() -> FastAPI:
+def create_app() -> ASGIApp:
     settings = load_settings()
 
     @asynccontextmanager
@@ -102,22 +128,22 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/accounts/{account_id}")
-    async def get_account(account_id: UUID, request: Request) -> AccountResponse:
-        row = await pool_of(request).fetchrow(SELECT_ACCOUNT, account_id)
+    async def get_account(account_id: UUID, caller: Reader, request: Request) -> AccountResponse:
+        row = await pool_of(request).fetchrow(OWNED_ACCOUNT, account_id, caller)
         if row is None:
             raise AccountNotFound(f"no account with id {account_id}")
         return AccountResponse.model_validate(dict(row))
 
     @app.get("/transfers/{transfer_id}")
-    async def get_transfer(transfer_id: UUID, request: Request) -> TransferResponse:
-        row = await pool_of(request).fetchrow(SELECT_TRANSFER, transfer_id)
+    async def get_transfer(transfer_id: UUID, caller: Reader, request: Request) -> TransferResponse:
+        row = await pool_of(request).fetchrow(SELECT_OWNED_TRANSFER, transfer_id, caller)
         if row is None:
             raise TransferNotFound(f"no transfer with id {transfer_id}")
         return TransferResponse.model_validate(dict(row))
 
     @app.post("/transfers", status_code=status.HTTP_201_CREATED)
     async def transfer(
-        body: TransferRequest, request: Request, response: Response
+        body: TransferRequest, caller: Writer, request: Request, response: Response
     ) -> TransferResponse:
         source_id, target_id, amount, reference = (
             body.source_id,
@@ -126,25 +152,30 @@ def create_app() -> FastAPI:
             body.reference,
         )
         check_transfer_request(source_id, target_id, amount=amount, reference=reference)
+        created: dict[str, Any] | None = None
+        refused: DomainError | None = None
         async with pool_of(request).acquire() as connection, connection.transaction():
+            if await connection.fetchrow(OWNED_ACCOUNT, source_id, caller) is None:
+                raise AccountNotFound(f"no account with id {source_id}")
             locked = {}
             for account_id in sorted((source_id, target_id)):
                 row = await connection.fetchrow(LOCK_ACCOUNT, account_id)
                 if row is None:
                     raise AccountNotFound(f"no account with id {account_id}")
                 locked[account_id] = row
-            earlier = await connection.fetchrow(SELECT_TRANSFER_BY_REFERENCE, reference)
+            earlier = await connection.fetchrow(EARLIER_TRANSFER, source_id, reference, 1)
             if earlier is not None:
-                if (earlier["source_id"], earlier["target_id"], earlier["amount"]) != (
-                    source_id,
-                    target_id,
-                    amount,
-                ):
+                if (earlier["target_id"], earlier["amount"]) != (target_id, amount):
+                    # Names nothing of the earlier transfer: it may concern another party.
                     raise ReferenceReused(
-                        f"reference {reference!r} was already used for transfer {earlier['id']}"
+                        f"reference {reference!r} was already used for another transfer out of "
+                        "this account"
                     )
                 response.status_code = status.HTTP_200_OK
                 return TransferResponse.model_validate(dict(earlier))
+            kept = await connection.fetchrow(EARLIER_REFUSAL, source_id, TRANSFER_OUT, reference, 1)
+            if kept is not None:
+                raise Refusal(**dict(kept)).replay(amount=amount, target_id=target_id)
             source, target = locked[source_id], locked[target_id]
             if source["currency"] != target["currency"]:
                 raise CurrencyMismatch(
@@ -152,51 +183,74 @@ def create_app() -> FastAPI:
                     f"holds {target['currency']}"
                 )
             if source["balance"] < amount:
-                raise InsufficientFunds(
+                # Kept under the reference, so that a replay answers the same refusal.
+                refused = InsufficientFunds(
                     f"account {source_id} holds {source['balance']} {source['currency']}; "
                     f"{amount} cannot be taken from it"
                 )
-            transfer_id, now = uuid4(), datetime.now(UTC)
-            created = {
-                "id": transfer_id,
-                "source_id": source_id,
-                "target_id": target_id,
-                "amount": amount,
-                "currency": source["currency"],
-                "reference": reference,
-                "created_at": now,
-            }
-            await connection.execute(INSERT_TRANSFER, *created.values())
-            debit_balance = source["balance"] - amount
-            credit_balance = target["balance"] + amount
-            await connection.executemany(
-                INSERT_ENTRY,
-                [
-                    (uuid4(), source_id, source["entry_count"] + 1, "transfer_out", amount,
-                     debit_balance, reference, transfer_id, now),
-                    (uuid4(), target_id, target["entry_count"] + 1, "transfer_in", amount,
-                     credit_balance, reference, transfer_id, now),
-                ],
-            )  # fmt: skip
-            # The same outbox row Keel writes for TransferCompleted.
-            payload = {
-                **{key: str(created[key]) for key in ("source_id", "target_id")},
-                "transfer_id": str(transfer_id),
-                "amount": amount,
-                "currency": created["currency"],
-                "reference": reference,
-            }
-            await connection.execute(
-                INSERT_OUTBOX, uuid4(), "ledger.events", str(transfer_id),
-                "TransferCompleted", now, json.dumps(payload),
-            )  # fmt: skip
-            for row, balance in ((source, debit_balance), (target, credit_balance)):
-                updated = await connection.execute(
-                    UPDATE_BALANCE, row["id"], balance, row["entry_count"] + 1, row["version"]
-                )
-                if updated != "UPDATE 1":
-                    raise ConcurrencyError(f"account {row['id']} changed since it was locked")
-        response.headers["Location"] = str(request.url_for("get_transfer", transfer_id=transfer_id))
+                await connection.execute(
+                    INSERT_REFUSAL, uuid4(), source_id, TRANSFER_OUT, reference, amount,
+                    target_id, refused.code, refused.detail, datetime.now(UTC),
+                )  # fmt: skip
+            else:
+                created = await _post(connection, source, target, amount, reference)
+        if created is None:
+            raise refused or RuntimeError("a transfer neither posted nor refused")
+        response.headers["Location"] = request.app.url_path_for(
+            "get_transfer", transfer_id=created["id"]
+        )
         return TransferResponse.model_validate(created)
 
-    return app
+    return guarded(app, settings)
+
+
+async def _post(
+    connection: Any, source: Any, target: Any, amount: int, reference: str
+) -> dict[str, Any]:
+    """Move ``amount`` from ``source`` to ``target`` (both locked rows): Keel's statements."""
+    transfer_id, now = uuid4(), datetime.now(UTC)
+    debit_balance, credit_balance = source["balance"] - amount, target["balance"] + amount
+    for row, balance in sorted(
+        ((source, debit_balance), (target, credit_balance)), key=lambda pair: pair[0]["id"]
+    ):
+        updated = await connection.execute(
+            UPDATE_BALANCE, balance, row["entry_count"] + 1, row["version"] + 1, row["id"],
+            row["version"],
+        )  # fmt: skip
+        if updated != "UPDATE 1":
+            raise ConcurrencyError(f"account {row['id']} changed since it was locked")
+    created = {
+        "id": transfer_id,
+        "source_id": source["id"],
+        "target_id": target["id"],
+        "amount": amount,
+        "currency": source["currency"],
+        "reference": reference,
+        "created_at": now,
+    }
+    await connection.execute(INSERT_TRANSFER, *created.values())
+    await connection.executemany(
+        INSERT_ENTRY,
+        [
+            (uuid4(), source["id"], source["entry_count"] + 1, "transfer_out", amount,
+             debit_balance, reference, transfer_id, now),
+            (uuid4(), target["id"], target["entry_count"] + 1, "transfer_in", amount,
+             credit_balance, reference, transfer_id, now),
+        ],
+    )  # fmt: skip
+    # The outbox row Keel writes for TransferCompleted; a request id stands for the
+    # correlation and causation ids Keel takes from X-Request-ID.
+    payload = {
+        "transfer_id": str(transfer_id),
+        "source_id": str(source["id"]),
+        "target_id": str(target["id"]),
+        "amount": amount,
+        "currency": created["currency"],
+        "reference": reference,
+    }
+    request_id = uuid4().hex
+    await connection.fetchval(
+        INSERT_OUTBOX, uuid4(), "ledger.events", f"Account:{source['id']}", "TransferCompleted",
+        now, json.dumps(payload), request_id, request_id, "null", "keel_outbox", "",
+    )  # fmt: skip
+    return created

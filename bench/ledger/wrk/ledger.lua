@@ -1,12 +1,12 @@
--- wrk script for bench.http: load one ledger endpoint, report one JSON line.
+-- wrk script for bench.ledger.http: load one ledger endpoint, report one JSON line.
 --
---   wrk -s bench/wrk/ledger.lua URL -- IDS_FILE MODE PREFIX
+--   wrk -s bench/ledger/wrk/ledger.lua URL -- IDS_FILE MODE PREFIX
 --
 -- IDS_FILE holds one account id per line. MODE is "transfer" (POST /transfers
 -- between two random, distinct accounts, amount 1..100, a reference unique
 -- to this run, variant and thread) or "account" (GET /accounts/{random id}).
 -- done() prints "BENCH_JSON {...}" with the counts and the latency
--- percentiles (microseconds) that bench.http parses.
+-- percentiles (microseconds) that bench.ledger.http parses.
 
 local threads = 0
 
@@ -31,7 +31,7 @@ function init(args)
    math.randomseed(os.time() * 1000 + (thread_number or 0))
 end
 
--- Keel's routes want the bench's token (BENCH_TOKEN); the plain and raw twins ignore it.
+-- Keel and both twins verify the bench's token (BENCH_TOKEN); the ceiling ignores it.
 local token = os.getenv("BENCH_TOKEN")
 local json_headers = { ["Content-Type"] = "application/json" }
 local read_headers = {}
