@@ -8,5 +8,5 @@ if ! python3 -m uv --version >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check uv
 fi
 cd "$(dirname "$0")/.."
-python3 -m uv sync --frozen --quiet
+python3 -m uv sync --frozen --all-groups --quiet
 exec python3 -m uv "$@"

@@ -3,15 +3,15 @@
 What a developer would write without Keel: one session per request from an
 ``async_sessionmaker``, the same mapped domain classes and domain rules, the
 same statements in the same order — ``GET /accounts/{id}`` filters on the
-caller as owner; ``POST /transfers`` checks that the caller owns the source
-(someone else's answers 404 like an unknown id), locks both accounts
-``FOR UPDATE`` in id order, looks for an earlier transfer and an earlier
+caller as owner; ``POST /transfers`` locks both accounts ``FOR UPDATE`` in id
+order, checks that the caller owns the source (someone else's answers 404 like
+an unknown id, whatever the target), looks for an earlier transfer and an earlier
 refusal under the same (source, reference), writes, commits — but no unit of
 work, no repositories and no retry wrapper. Every request has its bearer JWT
 verified and its scope checked, and every response carries Keel's security
-headers (``http_guards``). The engine gets the options Keel's would (the
-settings' pool options plus ``pool_pre_ping``), so that the comparison
-measures the kernel and not a pool setting. Request and response models and
+headers (``http_guards``). The engine gets the settings' pool options and
+``pool_pre_ping``, SQLAlchemy's documented way to survive a database
+restart (Keel checks its connections without a round trip instead). Request and response models and
 error documents are the ledger's own, for the same reason.
 
     DATABASE_URL=postgresql+asyncpg://... uvicorn --factory bench.ledger.http_plain:create_app
@@ -124,16 +124,19 @@ def create_app() -> ASGIApp:
         source_id, target_id = body.source_id, body.target_id
         amount, reference = body.amount, body.reference
         check_transfer_request(source_id, target_id, amount=amount, reference=reference)
-        if (await session.execute(owned_account(source_id, caller))).one_or_none() is None:
-            raise AccountNotFound(f"no account with id {source_id}")
-        locked: dict[UUID, Account] = {}
-        for account_id in sorted((source_id, target_id)):
-            account = await session.get(
+        found: dict[UUID, Account | None] = {
+            account_id: await session.get(
                 Account, account_id, with_for_update=True, populate_existing=True
             )
-            if account is None:
-                raise AccountNotFound(f"no account with id {account_id}")
-            locked[account_id] = account
+            for account_id in sorted((source_id, target_id))
+        }
+        # Someone else's source answers exactly as an unknown one, whatever the target.
+        owned, target = found[source_id], found[target_id]
+        if owned is None or not owned.is_owned_by(caller):
+            raise AccountNotFound(f"no account with id {source_id}")
+        if target is None:
+            raise AccountNotFound(f"no account with id {target_id}")
+        locked = {source_id: owned, target_id: target}
         earlier = await session.scalar(
             select(Transfer).filter_by(source_id=source_id, reference=reference).limit(1)
         )

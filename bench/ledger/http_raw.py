@@ -2,9 +2,9 @@
 
 Hand-written SQL, statement for statement what Keel sends for the same
 request: ``GET /accounts/{id}`` reads ``WHERE id = $1 AND owner_subject = $2``;
-``POST /transfers`` checks in one transaction that the caller owns the source
-(someone else's answers 404 exactly like an unknown id), locks both accounts
-``FOR UPDATE`` in id order, looks for an earlier transfer and an earlier
+``POST /transfers`` locks both accounts ``FOR UPDATE`` in id order, checks
+that the caller owns the source (someone else's answers 404 exactly like an
+unknown id, whatever the target), looks for an earlier transfer and an earlier
 refusal under the same (source, reference), updates both balances under the
 version check, inserts the transfer, its two entries and the outbox row, and
 commits. Domain rules are written inline as a raw-SQL service would. Every
@@ -155,14 +155,16 @@ def create_app() -> ASGIApp:
         created: dict[str, Any] | None = None
         refused: DomainError | None = None
         async with pool_of(request).acquire() as connection, connection.transaction():
-            if await connection.fetchrow(OWNED_ACCOUNT, source_id, caller) is None:
+            locked = {
+                account_id: await connection.fetchrow(LOCK_ACCOUNT, account_id)
+                for account_id in sorted((source_id, target_id))
+            }
+            # Someone else's source answers exactly as an unknown one, whatever the target.
+            owned = locked[source_id]
+            if owned is None or owned["owner_subject"] != caller:
                 raise AccountNotFound(f"no account with id {source_id}")
-            locked = {}
-            for account_id in sorted((source_id, target_id)):
-                row = await connection.fetchrow(LOCK_ACCOUNT, account_id)
-                if row is None:
-                    raise AccountNotFound(f"no account with id {account_id}")
-                locked[account_id] = row
+            if locked[target_id] is None:
+                raise AccountNotFound(f"no account with id {target_id}")
             earlier = await connection.fetchrow(EARLIER_TRANSFER, source_id, reference, 1)
             if earlier is not None:
                 if (earlier["target_id"], earlier["amount"]) != (target_id, amount):
