@@ -226,6 +226,13 @@ def message_context(message_id: UUID) -> dict[str, Any]:
     }
 
 
+INSERT = insert(outbox_table)
+INSERT_AND_NOTIFY = INSERT.returning(func.pg_notify(NOTIFY_CHANNEL, ""))
+"""On PostgreSQL the NOTIFY rides on the INSERT (no extra round trip); it is
+delivered on COMMIT only, once per transaction, and never on rollback.
+Both statements are built once: they are on every write's path."""
+
+
 def _rows(messages: Sequence[OutgoingMessage]) -> list[dict[str, Any]]:
     return [
         {
@@ -284,12 +291,8 @@ class SqlAlchemyOutbox:
         # Flush the aggregates first: the outbox id is then taken after the
         # aggregate's row lock, so one aggregate's rows get ids in commit order.
         await session.flush()
-        statement = insert(outbox_table)
-        if session.get_bind().dialect.name == "postgresql":
-            # NOTIFY rides on the INSERT (no extra round trip); PostgreSQL delivers
-            # it on COMMIT only, once per transaction, and never on rollback.
-            statement = statement.returning(func.pg_notify(NOTIFY_CHANNEL, ""))
-        await session.execute(statement, _rows(messages))
+        postgresql = session.get_bind().dialect.name == "postgresql"
+        await session.execute(INSERT_AND_NOTIFY if postgresql else INSERT, _rows(messages))
         uow.on_commit(self.doorbell.ring)
 
 
