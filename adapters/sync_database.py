@@ -72,7 +72,7 @@ def parse_sync_database_url(url: str) -> URL:
 
 
 def create_sync_engine(url: str, **engine_options: Any) -> Engine:
-    """An ``Engine`` with the async side's defaults (pre-ping, recycle; SQLite foreign keys)."""
+    """An ``Engine`` with pre-ping, hourly recycling and SQLite's foreign keys on."""
     parsed = parse_sync_database_url(url)
     options = engine_options_for(parsed, engine_options)
     if parsed.get_backend_name() != "sqlite":

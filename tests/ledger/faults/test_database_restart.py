@@ -5,7 +5,7 @@ The server is a throwaway cluster of this module's own, restarted with
 session is ended, the data stays. Keel itself is never restarted.
 
 - Between requests: the pool's connections are all dead, and the next
-  request must not notice (``pool_pre_ping`` replaces them).
+  request must not notice (``adapters.liveness`` replaces them at checkout).
 - In the middle of a unit of work: that request cannot succeed. It must get
   a retryable 503 problem with ``Retry-After``, keep nothing, and leave no
   broken session behind (no ``PendingRollbackError`` for anyone later).
