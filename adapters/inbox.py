@@ -6,22 +6,43 @@ same time. The ``inbox`` table holds one row per (message id, handler),
 written *in the same transaction as the handler's effect*: the effect and the
 record that it happened are kept together or not at all.
 
-Two concurrent deliveries both pass the cheap check, but only one can insert
-the row: the second ``INSERT ... ON CONFLICT DO NOTHING`` waits for the first
-transaction, finds the row, and the second unit of work rolls back with
-:class:`~service_layer.messagebus.DuplicateMessage`. The message bus drives
-this through the :class:`~service_layer.messagebus.Inbox` port; code that owns
-its session can call :func:`already_processed` and :func:`claim` directly.
+On SQL the row is claimed by the first statement of the handler's
+transaction (``INSERT ... ON CONFLICT DO NOTHING RETURNING``), before the
+handler's own first statement: that one round trip is both the check and the
+record. A redelivery finds the row there and stops with
+:class:`~service_layer.messagebus.DuplicateMessage` before any work or lock.
+Two concurrent deliveries: the second ``INSERT`` waits for the first
+transaction, finds the row once it commits (or takes over the claim if it
+rolls back), and the second unit of work ends with ``DuplicateMessage``. A
+transaction that runs no statement before its commit claims in its commit
+hook, first of the hooks. The message bus drives this through the
+:class:`~service_layer.messagebus.Inbox` port; code that owns its session can
+call :func:`already_processed` and :func:`claim` directly.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, String, Table, exists, func, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Index,
+    String,
+    Table,
+    bindparam,
+    event,
+    exists,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.sql.dml import Insert
 
 from adapters.database import metadata
 from adapters.unit_of_work import InMemoryUnitOfWork, SqlAlchemyUnitOfWork
@@ -65,17 +86,21 @@ async def claim(session: AsyncSession, message_id: str, handler: str = DEFAULT_H
     makes this wait until it ends: ``False`` if it committed, ``True`` if it
     rolled back. Call it early in the transaction to wait before doing the work.
     """
-    values = {"message_id": message_id, "handler": handler}
-    dialect = session.get_bind().dialect.name
+    statement = _claim_statement(session.get_bind().dialect.name)
+    inserted = await session.scalar(statement, {"message_id": message_id, "handler": handler})
+    return inserted is not None
+
+
+@functools.cache
+def _claim_statement(dialect: str) -> Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING message_id``, built once per dialect."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
+    return (
         insert(inbox_table)
-        .values(values)
+        .values(message_id=bindparam("message_id"), handler=bindparam("handler"))
         .on_conflict_do_nothing(index_elements=["message_id", "handler"])
         .returning(inbox_table.c.message_id)
     )
-    inserted = await session.scalar(statement)
-    return inserted is not None
 
 
 class _InboxClaim:
@@ -100,6 +125,67 @@ class _InboxClaim:
         self.done = True
 
 
+class _FirstStatementClaim:
+    """Claims one message as the first statement of each transaction, until one commits.
+
+    ``at_begin`` runs when a session of the unit of work begins a transaction
+    (SQLAlchemy's ``after_begin``, inside the greenlet, so it may run SQL);
+    the commit hook covers a transaction that began before it could run.
+    """
+
+    def __init__(self, message_id: str, handler: str) -> None:
+        self.message_id = message_id
+        self.handler = handler
+        self.done = False
+        self.claimed_in: SessionTransaction | None = None
+
+    def at_begin(self, transaction: SessionTransaction, connection: Connection) -> None:
+        if self.done:
+            return
+        statement = _claim_statement(connection.dialect.name)
+        parameters = {"message_id": self.message_id, "handler": self.handler}
+        if connection.execute(statement, parameters).first() is None:
+            raise DuplicateMessage(self.message_id, self.handler)
+        self.claimed_in = transaction
+
+    async def before_commit(
+        self, uow: AbstractUnitOfWork, raised: Sequence[tuple[Aggregate[Any], Event]]
+    ) -> None:
+        if self.done:  # a later block of the same handler run: already recorded
+            return
+        session = _session(uow)
+        await session.connection()  # a transaction with no statement yet claims now
+        # A session made before the claim was armed has not claimed: claim the usual way.
+        unclaimed = self.claimed_in is not session.sync_session.get_transaction()
+        if unclaimed and not await claim(session, self.message_id, self.handler):
+            raise DuplicateMessage(self.message_id, self.handler)
+        uow.on_commit(self._committed)
+
+    def _committed(self) -> None:
+        self.done = True
+
+
+class _ClaimingSessions(async_sessionmaker[AsyncSession]):
+    """A unit of work's session factory whose sessions claim its messages first."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__(class_=sessions.class_, **sessions.kw)
+        self.claims: list[_FirstStatementClaim] = []
+
+    def __call__(self, **local_kw: Any) -> AsyncSession:
+        session = super().__call__(**local_kw)
+        event.listen(session.sync_session, "after_begin", self._claim_first)
+        return session
+
+    def _claim_first(
+        self, _session: Session, transaction: SessionTransaction, connection: Connection
+    ) -> None:
+        if transaction.parent is not None:  # a savepoint: its root transaction claimed
+            return
+        for claim in self.claims:
+            claim.at_begin(transaction, connection)
+
+
 class SqlAlchemyInbox:
     """The :class:`~service_layer.messagebus.Inbox` port over the ``inbox`` table."""
 
@@ -110,12 +196,18 @@ class SqlAlchemyInbox:
             return await already_processed(_session(uow), message_id, handler)
 
     def guard(self, uow: AbstractUnitOfWork, message_id: str, handler: str) -> None:
-        # First in line: a duplicate is refused before the outbox writes anything.
-        uow.hooks.insert(0, _InboxClaim(self._record, message_id, handler))
-
-    @staticmethod
-    async def _record(uow: AbstractUnitOfWork, message_id: str, handler: str) -> bool:
-        return await claim(_session(uow), message_id, handler)
+        """Claim the message in each transaction of ``uow`` before anything else runs."""
+        claim = _FirstStatementClaim(message_id, handler)
+        # First in line at commit too: a duplicate is refused before the outbox writes.
+        uow.hooks.insert(0, claim)
+        if not isinstance(uow, SqlAlchemyUnitOfWork):
+            return  # the commit hook says what is wrong with it
+        sessions = uow.session_factory
+        if not isinstance(sessions, _ClaimingSessions):
+            if not isinstance(sessions, async_sessionmaker):
+                return  # a factory of another kind: the commit hook claims
+            sessions = uow.session_factory = _ClaimingSessions(sessions)
+        sessions.claims.append(claim)
 
 
 def _session(uow: AbstractUnitOfWork) -> AsyncSession:
@@ -141,6 +233,8 @@ class InMemoryInbox:
     def guard(self, uow: AbstractUnitOfWork, message_id: str, handler: str) -> None:
         if not isinstance(uow, InMemoryUnitOfWork):
             raise TypeError(f"InMemoryInbox needs an InMemoryUnitOfWork, got {type(uow).__name__}")
+        if (message_id, handler) in self.processed:  # the early exit costs nothing here
+            raise DuplicateMessage(message_id, handler)
         uow.hooks.insert(0, _InboxClaim(self._record, message_id, handler))
 
     async def _record(self, uow: AbstractUnitOfWork, message_id: str, handler: str) -> bool:

@@ -22,7 +22,9 @@ outbox wrote them in the command's own transaction.
 ``handle(message, once=True)`` is for messages that came from a broker and
 may be delivered again: with an :class:`Inbox`, each handler applies a given
 message id at most once, and a redelivery raises :class:`DuplicateMessage`
-(for a command) or is skipped (for an event handler).
+(for a command) or is skipped (for an event handler). The inbox's record is
+part of the handler's own transaction — on SQL its first statement — so a
+delivery costs one transaction, inbox included.
 """
 
 from __future__ import annotations
@@ -71,14 +73,19 @@ class Inbox(Protocol):
     async def already_processed(
         self, uow: AbstractUnitOfWork, message_id: str, handler: str
     ) -> bool:
-        """A cheap check before running the handler (uses its own short block of ``uow``)."""
+        """Whether a committed transaction recorded the message (its own short block of
+        ``uow``). The bus does not ask: :meth:`guard` refuses a redelivery by itself."""
         ...
 
     def guard(self, uow: AbstractUnitOfWork, message_id: str, handler: str) -> None:
-        """Make ``uow``'s next commit record the message, or fail with :class:`DuplicateMessage`.
+        """Make ``uow``'s transaction record the message, or fail with :class:`DuplicateMessage`.
 
-        Recording at commit, under a unique key, is what makes two concurrent
-        deliveries safe: the second commit finds the first one's row and rolls back.
+        The record is written under a unique key in the transaction that
+        commits the handler's work, which is what makes two concurrent
+        deliveries safe: the second finds the first one's row and rolls back.
+        A redelivery is refused as early as the backend can, at the latest
+        at commit: on SQL by the transaction's first statement, in memory
+        here and now — so the bus needs no separate look-up beforehand.
         """
         ...
 
@@ -228,7 +235,7 @@ class MessageBus(Generic[UowT]):
             raise UnknownMessage(f"no handler is registered for {type(command).__name__}")
         uow = self.uow_factory()
         if once:
-            await self._guard(uow, message_id_of(command), handler.name)
+            self._guard(uow, message_id_of(command), handler.name)
         # Served outside any request or delivery (a script, a test): the command starts
         # its own conversation. Inside one, the entrypoint has already said what caused it.
         context = correlation.current() or correlation.MessageContext.of_message(command.message_id)
@@ -241,10 +248,10 @@ class MessageBus(Generic[UowT]):
             await self._dispatch(uow.collect_committed_events())
         return result
 
-    async def _guard(self, uow: AbstractUnitOfWork, message_id: str, handler: str) -> None:
+    def _guard(self, uow: AbstractUnitOfWork, message_id: str, handler: str) -> None:
+        # No look-up of its own: one transaction per delivery, whose first statement
+        # (on SQL) claims the message and refuses a redelivery before any work.
         assert self.inbox is not None
-        if await self.inbox.already_processed(uow, message_id, handler):
-            raise DuplicateMessage(message_id, handler)
         self.inbox.guard(uow, message_id, handler)
 
     def handlers_for(self, event: Event) -> list[BoundHandler]:
@@ -277,7 +284,7 @@ class MessageBus(Generic[UowT]):
             uow = self.uow_factory()
             made.append(uow)
             if once:
-                await self._guard(uow, message_id_of(event), handler.name)
+                self._guard(uow, message_id_of(event), handler.name)
             await handler(event, uow)
 
         try:

@@ -6,11 +6,23 @@ object; so ``redis-cli XADD orders.commands '*' data '{...}'`` sends a command
 and any client can read the events.
 
 What FastStream does here: the consuming loops (``XREADGROUP`` in a group,
-blocking reads, error back-off, graceful stop), manual ``XACK``, and the
-reclaim of entries that a consumer took but never acknowledged — it crashed,
-or its handler failed — through a second subscriber that reads with
-``XAUTOCLAIM`` (``StreamSub(min_idle_time=...)``), which is also how a failed
-message is redelivered.
+blocking reads, error back-off, graceful stop), and the reclaim of entries
+that a consumer took but never acknowledged — it crashed, or its handler
+failed — through a second subscriber that reads with ``XAUTOCLAIM``
+(``StreamSub(min_idle_time=...)``), which is also how a failed message is
+redelivered.
+
+New entries come as the batch one ``XREADGROUP`` returned (up to
+``read_count``), handed to the handler one by one, in order. Their
+acknowledgements are sent together, in one ``XACK`` after the last of them —
+each one after its own handler returned, so after its own commit — or
+earlier, as soon as one of them fails: nothing committed waits through a
+failure's redelivery or an outage's pause. An entry whose handler failed is
+never in the ``XACK``. A consumer that dies with acknowledgements unsent
+leaves those entries pending; they are delivered again, and the inbox makes
+that a no-op. FastStream sees one message per batch, and its dependency
+injection is off (``apply_types=False``; the subscribers take the message as
+it is), which saves its per-message overhead (a thread hop among it).
 
 What redis-py does directly, and why:
 
@@ -43,7 +55,7 @@ from uuid import uuid4
 
 from faststream import AckPolicy
 from faststream.redis import BinaryMessageFormatV1, RedisBroker, StreamSub
-from faststream.redis.annotations import RedisStreamMessage
+from faststream.redis.message import RedisBatchStreamMessage, RedisStreamMessage
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
@@ -92,6 +104,40 @@ async def _parse_entry(
     ``_on_entry`` reads the fields itself; FastStream only needs the ids.
     """
     return await original({**message, "data": {}, ENTRY_FIELDS: message["data"]})
+
+
+async def _parse_batch(
+    message: Mapping[str, Any], original: Callable[[Mapping[str, Any]], Awaitable[Any]]
+) -> Any:
+    """:func:`_parse_entry` for a batch: ``data`` is the list of the entries' fields."""
+    return await original({**message, "data": [], ENTRY_FIELDS: message["data"]})
+
+
+async def _as_is(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """The decoder: the handler takes FastStream's message itself (ids, fields, ack)."""
+    return message
+
+
+def _delivery_fields(fields: Mapping[bytes, bytes]) -> tuple[str | None, dict[str, str]]:
+    """An entry's message text and its headers, from its fields."""
+    raw = _text(fields.get(b"data"))
+    if raw is None and b"__data__" in fields:
+        # Published through FastStream itself: unwrap its envelope.
+        body, _ = BinaryMessageFormatV1.parse(fields[b"__data__"])
+        raw = _text(body)
+    headers: dict[str, str] = {}
+    if b"headers" in fields:
+        try:
+            parsed = json.loads(fields[b"headers"])
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            headers = {str(key): str(value) for key, value in parsed.items()}
+    # The entry's other fields (a command's 'sig') travel as headers too; they win.
+    for name, value in fields.items():
+        if name not in (b"data", b"__data__", b"headers"):
+            headers[_text(name) or ""] = _text(value) or ""
+    return raw, headers
 
 
 AUDIT_STREAM = "keel.audit"
@@ -160,6 +206,7 @@ class RedisStreamsBroker(Broker):
             logger=logger,
             log_level=logging.DEBUG,  # one line per message is too much at INFO
             graceful_timeout=graceful_timeout,
+            apply_types=False,  # handlers take the message as it is: no injection per message
         )
         self._client: Redis | None = None
         self._groups: set[tuple[str, str]] = set()
@@ -182,8 +229,13 @@ class RedisStreamsBroker(Broker):
         client: Redis = await self._faststream.connect()
         for name, group in sorted(self._groups):
             await _create_group(client, name, group)
-        await self._faststream.start()
+        # Set first: the handlers acknowledge and dead-letter through it from the first read.
         self._client = client
+        try:
+            await self._faststream.start()
+        except BaseException:
+            self._client = None
+            raise
         if self._subscribers:
             self._watchdog = asyncio.create_task(
                 self._keep_consuming(client), name="redis-streams-group-watchdog"
@@ -341,11 +393,11 @@ class RedisStreamsBroker(Broker):
         consumer = consumer or default_consumer_name()
         self._groups.add((name, group))
 
-        async def on_new(message: RedisStreamMessage) -> None:
-            await self._on_entry(stream, handler, message, reclaimed=False)
+        async def on_new(batch: RedisBatchStreamMessage) -> None:
+            await self._on_batch(stream, handler, batch)
 
         async def on_reclaimed(message: RedisStreamMessage) -> None:
-            await self._on_entry(stream, handler, message, reclaimed=True)
+            await self._on_entry(stream, handler, message)
 
         new_entries = self._faststream.subscriber(
             stream=StreamSub(
@@ -354,9 +406,11 @@ class RedisStreamsBroker(Broker):
                 consumer=consumer,
                 polling_interval=self.poll_ms,
                 max_records=self.read_count,
+                batch=True,
             ),
             ack_policy=AckPolicy.MANUAL,
-            parser=_parse_entry,
+            parser=_parse_batch,
+            decoder=_as_is,
         )
         new_entries(on_new)
         reclaimed_entries = self._faststream.subscriber(
@@ -369,44 +423,71 @@ class RedisStreamsBroker(Broker):
             ),
             ack_policy=AckPolicy.MANUAL,
             parser=_parse_entry,
+            decoder=_as_is,
         )
         reclaimed_entries(on_reclaimed)
         self._subscribers += [(name, group, new_entries), (name, group, reclaimed_entries)]
 
-    async def _on_entry(
-        self,
-        stream: str,
-        handler: DeliveryHandler,
-        message: RedisStreamMessage,
-        *,
-        reclaimed: bool,
+    async def _on_batch(
+        self, stream: str, handler: DeliveryHandler, batch: RedisBatchStreamMessage
     ) -> None:
-        entry: Mapping[str, Any] = message.raw_message
-        fields: Mapping[bytes, bytes] = entry[ENTRY_FIELDS]
-        raw = _text(fields.get(b"data"))
-        if raw is None and b"__data__" in fields:
-            # Published through FastStream itself: unwrap its envelope.
-            body, _ = BinaryMessageFormatV1.parse(fields[b"__data__"])
-            raw = _text(body)
-        headers: dict[str, str] = {}
-        if b"headers" in fields:
+        """Deliver the entries of one read in order; acknowledge them in one ``XACK``."""
+        entry: Mapping[str, Any] = batch.raw_message
+        wire_stream: str = entry["channel"]
+        group = batch.group
+        assert group is not None  # a group subscriber's messages name their group
+        settled: list[bytes] = []
+
+        async def acknowledge_settled() -> None:
+            if not settled:
+                return
+            ids = list(settled)
+            settled.clear()
             try:
-                parsed = json.loads(fields[b"headers"])
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, dict):
-                headers = {str(key): str(value) for key, value in parsed.items()}
-        # The entry's other fields (a command's 'sig') travel as headers too; they win.
-        for name, value in fields.items():
-            if name not in (b"data", b"__data__", b"headers"):
-                headers[_text(name) or ""] = _text(value) or ""
-        attempt = await message.get_delivery_count() if reclaimed else 1
+                await self.client.xack(wire_stream, group, *ids)
+            except CONNECTION_ERRORS as exc:
+                # Committed, not acknowledged: delivered again later, and the inbox
+                # makes that a no-op. Nothing to undo here.
+                logger.warning(
+                    "acknowledgements not sent; those entries will be delivered again",
+                    extra={"stream": stream, "entries": len(ids), "cause": type(exc).__name__},
+                )
+
+        try:
+            for entry_id, fields in zip(entry["message_ids"], entry[ENTRY_FIELDS], strict=True):
+                raw, headers = _delivery_fields(fields)
+
+                async def settle(entry_id: bytes = entry_id) -> None:
+                    settled.append(entry_id)
+
+                await self.deliver(
+                    handler,
+                    stream=stream,
+                    raw=raw,
+                    headers=headers,
+                    attempt=1,
+                    ack=settle,
+                    # A failure leaves its own entry pending; the ones before it go now,
+                    # not after a redelivery's wait or an outage's pause.
+                    nack=acknowledge_settled,
+                )
+        finally:
+            # Also when the read is cut short (a cancellation at stop): what committed
+            # is acknowledged.
+            await acknowledge_settled()
+
+    async def _on_entry(
+        self, stream: str, handler: DeliveryHandler, message: RedisStreamMessage
+    ) -> None:
+        """Deliver one reclaimed entry, as its next attempt."""
+        entry: Mapping[str, Any] = message.raw_message
+        raw, headers = _delivery_fields(entry[ENTRY_FIELDS])
         await self.deliver(
             handler,
             stream=stream,
             raw=raw,
             headers=headers,
-            attempt=attempt,
+            attempt=await message.get_delivery_count(),
             ack=message.ack,
             nack=message.nack,
         )

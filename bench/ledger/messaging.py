@@ -12,14 +12,16 @@ share the machine's noise), summarised as a throughput ratio with a bootstrap
   keep per-key order), ``UPDATE ... SET published_at``, ``COMMIT``.
 - ``commands``: N ``Deposit`` commands queued on ``ledger.commands``,
   consumed until each one's effect is committed. Keel: ``RedisStreamsBroker``
-  (FastStream) → payload validation → ``bus.handle(command, once=True)`` →
-  the SQL unit of work with its inbox and outbox hooks → ``XACK``. Bare:
+  (FastStream, a batch per read) → payload validation →
+  ``bus.handle(command, once=True)`` → the SQL unit of work, its inbox claim
+  first and its outbox row last → one ``XACK`` per read. Bare:
   ``XREADGROUP COUNT 10``, then per entry ``json.loads``, one transaction
   (inbox insert, account ``FOR UPDATE``, replay check by reference, entry
   insert, balance update, outbox insert with ``pg_notify``), ``XACK``.
 
 Then each Keel contender runs once more under cProfile, with its SQL
 statements and transactions counted, to show where its time goes.
+``--only commands`` (or ``relay``) runs one measurement.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +71,7 @@ BATCH = 100
 READ_COUNT = 10
 """Entries one XREADGROUP takes, for both contenders (Keel's default)."""
 GROUP = "bench"
+MEASUREMENTS = ("relay", "commands")
 INBOX_NAME = "ledger.deposit"
 
 LAYERS: tuple[Layer, ...] = (
@@ -436,13 +439,18 @@ def counting_sql(arena: Arena) -> Any:
             event.remove(engine, name, hook)
 
 
-async def profile_keel(arena: Arena, rows: int, count: int) -> dict[str, str]:
+async def profile_keel(
+    arena: Arena, rows: int, count: int, only: Sequence[str] = MEASUREMENTS
+) -> dict[str, str]:
     """One profiled round of each Keel contender: layers, top Keel functions, SQL per op."""
     reports = {}
-    await fill_outbox(arena, rows)
-    with counting_sql(arena) as counts, profiled() as result:
-        ops, _ = await keel_relay(arena, rows)
-    reports["relay"] = _report(result.entries, int(ops), counts, "event")
+    if "relay" in only:
+        await fill_outbox(arena, rows)
+        with counting_sql(arena) as counts, profiled() as result:
+            ops, _ = await keel_relay(arena, rows)
+        reports["relay"] = _report(result.entries, int(ops), counts, "event")
+    if "commands" not in only:
+        return reports
     await arena.connection.execute("TRUNCATE outbox, inbox")
     prefix = f"{arena.prefix}profile:"
     await queue_deposits(arena, prefix, count)
@@ -469,28 +477,41 @@ async def sections(arguments: argparse.Namespace) -> dict[str, Any] | None:
         return None
     rounds = arguments.rounds
     async with fresh_database("keel_bench_ledger") as database, open_arena(database, url) as arena:
-        relay = (await compare_relay(arena, rounds, arguments.relay_rows)).summary()
-        commands = (await compare_commands(arena, rounds, arguments.commands)).summary()
+        relay = (
+            (await compare_relay(arena, rounds, arguments.relay_rows)).summary()
+            if "relay" in arguments.only
+            else None
+        )
+        commands = (
+            (await compare_commands(arena, rounds, arguments.commands)).summary()
+            if "commands" in arguments.only
+            else None
+        )
         profiles = (
-            await profile_keel(arena, arguments.relay_rows, arguments.commands)
+            await profile_keel(arena, arguments.relay_rows, arguments.commands, arguments.only)
             if arguments.profile
             else {}
         )
-    print_comparison(
-        f"relay: outbox -> Redis Streams, marked ({rounds} rounds x "
-        f"{arguments.relay_rows} events; bare = asyncpg + redis-py)",
-        "events",
-        relay,
-    )
-    print_comparison(
-        f"commands: Redis Streams -> committed effect, acked ({rounds} rounds x "
-        f"{arguments.commands} deposits; bare = redis-py XREADGROUP + asyncpg)",
-        "commands",
-        commands,
-    )
+    results: dict[str, Any] = {}
+    if relay is not None:
+        print_comparison(
+            f"relay: outbox -> Redis Streams, marked ({rounds} rounds x "
+            f"{arguments.relay_rows} events; bare = asyncpg + redis-py)",
+            "events",
+            relay,
+        )
+        results["relay_vs_bare"] = relay
+    if commands is not None:
+        print_comparison(
+            f"commands: Redis Streams -> committed effect, acked ({rounds} rounds x "
+            f"{arguments.commands} deposits; bare = redis-py XREADGROUP + asyncpg)",
+            "commands",
+            commands,
+        )
+        results["commands_vs_bare"] = commands
     for name, report in profiles.items():
         print(f"== where Keel's time goes: {name} (one profiled round)\n{report}\n")
-    return {"relay_vs_bare": relay, "commands_vs_bare": commands}
+    return results
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -502,6 +523,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--no-profile", dest="profile", action="store_false", help="skip the profiled rounds"
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=MEASUREMENTS,
+        default=list(MEASUREMENTS),
+        help="run only these measurements (default: both)",
     )
     parser.add_argument("--json", help="also write the results to this file")
     return parser.parse_args(argv)

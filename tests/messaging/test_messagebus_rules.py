@@ -53,7 +53,7 @@ class RecordingInbox:
     def __init__(self, *, processed: bool) -> None:
         self.processed = processed
         self.asked: list[tuple[AbstractUnitOfWork, str, str]] = []
-        self.guarded: list[tuple[str, str]] = []
+        self.guarded: list[tuple[AbstractUnitOfWork, str, str]] = []
 
     async def already_processed(
         self, uow: AbstractUnitOfWork, message_id: str, handler: str
@@ -62,7 +62,9 @@ class RecordingInbox:
         return self.processed
 
     def guard(self, uow: AbstractUnitOfWork, message_id: str, handler: str) -> None:
-        self.guarded.append((message_id, handler))
+        self.guarded.append((uow, message_id, handler))
+        if self.processed:
+            raise DuplicateMessage(message_id, handler)
 
 
 async def test_a_bus_without_an_inbox_runs_event_handlers_without_failing_them() -> None:
@@ -123,9 +125,23 @@ async def test_a_redelivered_command_is_refused_naming_the_message_and_handler()
     handler = f"{add.__module__}.add"
     assert (raised.value.message_id, raised.value.handler) == (command.message_id, handler)
     assert str(raised.value) == f"message {command.message_id} was already processed by {handler}"
-    ((uow, message_id, asked_handler),) = inbox.asked
+    ((uow, message_id, guarded_handler),) = inbox.guarded
     assert isinstance(uow, InMemoryCounterUnitOfWork)
-    assert (message_id, asked_handler) == (command.message_id, handler)
+    assert (message_id, guarded_handler) == (command.message_id, handler)
+
+
+async def test_the_bus_leaves_the_redelivery_check_to_the_guard_in_the_handlers_transaction() -> (
+    None
+):
+    inbox = RecordingInbox(processed=False)
+    bus = make_bus(inbox=inbox)
+    opened = OpenCounterFactory.build()
+    await bus.handle(opened)
+
+    await bus.handle(AddFactory.build(counter_id=opened.counter_id), once=True)
+
+    # No look-up of its own, which would cost a transaction of its own per delivery.
+    assert (len(inbox.asked), len(inbox.guarded)) == (0, 1)
 
 
 async def test_an_event_handled_once_is_guarded_under_its_id_and_handler_name() -> None:
@@ -140,7 +156,9 @@ async def test_an_event_handled_once_is_guarded_under_its_id_and_handler_name() 
 
     await bus.handle(event, once=True)
 
-    assert inbox.guarded == [(str(event.event_id), "msgtest.note")]
+    assert [(message_id, handler) for _, message_id, handler in inbox.guarded] == [
+        (str(event.event_id), "msgtest.note")
+    ]
 
 
 async def test_a_skipped_redelivered_event_is_logged_with_its_handler_and_id(

@@ -1,4 +1,4 @@
-"""The outbox and the relay on SQLite, the embedded default."""
+"""The outbox, the relay and the inbox on SQLite, the embedded default."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from sqlalchemy import select
 
 from adapters.brokers import InProcessBroker
 from adapters.database import DatabaseSessionManager
+from adapters.inbox import inbox_table
 from adapters.outbox import SqlAlchemyOutbox, SqlAlchemyOutboxStore, outbox_table
 from adapters.relay import OutboxRelay, create_relay
+from service_layer.messagebus import DuplicateMessage
 from tests.messaging.factories import AddFactory, OpenCounterFactory
 from tests.messaging.sample import Counter
 from tests.messaging.sample_service import (
@@ -82,3 +84,22 @@ async def test_two_relays_on_sqlite_take_turns_and_publish_each_row_once(
         expected = [str(m) for m in await session.scalars(select(outbox_table.c.message_id))]
     assert sum(counts) == 6
     assert sorted(publisher.ids()) == sorted(expected)
+
+
+async def test_a_redelivered_command_is_refused_at_its_claim_and_applied_once(
+    sqlite_db: DatabaseSessionManager,
+) -> None:
+    bus = sql_bus(sqlite_db, SqlAlchemyOutbox(make_registry()))
+    opened = OpenCounterFactory.build()
+    await bus.handle(opened)
+    command = AddFactory.build(counter_id=opened.counter_id, by=2)
+    assert await bus.handle(command, once=True) == 2
+
+    with pytest.raises(DuplicateMessage):
+        await bus.handle(command, once=True)
+
+    async with sqlite_db.session() as session:
+        assert (await session.scalars(select(inbox_table.c.message_id))).all() == [
+            command.message_id
+        ]
+    assert await bus.handle(AddFactory.build(counter_id=opened.counter_id, by=0)) == 2

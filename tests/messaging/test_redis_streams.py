@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
+import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
@@ -167,3 +168,81 @@ async def test_an_entry_taken_by_a_consumer_that_died_is_handled_by_another(
     await wait_until(lambda: len(recorder.deliveries) == 1, "the reclaimed delivery")
     await wait_until(nothing_pending(redis_client, stream), "the ack")
     assert recorder.deliveries[0].attempt == 2
+
+
+class PendingAtEachDelivery:
+    """A delivery handler that notes how many entries of the group are still unacknowledged
+    each time it is called, and fails the deliveries ``fail`` names (by position) the
+    first time round."""
+
+    def __init__(
+        self, client: aioredis.Redis, stream: str, fail: Mapping[int, Exception] | None = None
+    ) -> None:
+        self.client, self.stream = client, stream
+        self.fail = dict(fail or {})
+        self.pending: list[int] = []
+
+    async def __call__(self, delivery: Delivery) -> None:
+        summary = await self.client.xpending(self.stream, GROUP)
+        self.pending.append(int(summary["pending"]))
+        failure = self.fail.pop(len(self.pending), None)
+        if failure is not None:
+            raise failure
+
+
+async def queue_commands(client: aioredis.Redis, stream: str, count: int) -> list[bytes | str]:
+    """``count`` commands on ``stream`` before any consumer runs: one read takes them all."""
+    return [await client.xadd(stream, {"data": a_command_text()}) for _ in range(count)]
+
+
+async def test_the_entries_of_one_read_are_acknowledged_together_after_the_last_one_was_handled(
+    make_broker: BrokerFactory, redis_client: aioredis.Redis, stream_prefix: str
+) -> None:
+    stream = stream_prefix + COMMANDS_STREAM
+    await queue_commands(redis_client, stream, 3)
+    handler = PendingAtEachDelivery(redis_client, stream)
+    broker = make_broker()
+    broker.subscribe(COMMANDS_STREAM, handler, group=GROUP)
+
+    await broker.start()
+
+    # One XACK for the read instead of one per entry; each entry was handled before it.
+    await wait_until(nothing_pending(redis_client, stream), "the acknowledgement")
+    assert handler.pending == [3, 3, 3]
+
+
+async def test_a_failed_entry_of_a_read_stays_pending_while_the_others_are_acknowledged(
+    make_broker: BrokerFactory, redis_client: aioredis.Redis, stream_prefix: str
+) -> None:
+    stream = stream_prefix + COMMANDS_STREAM
+    ids = await queue_commands(redis_client, stream, 3)
+    handler = PendingAtEachDelivery(redis_client, stream, {2: RuntimeError("the second fails")})
+    broker = make_broker(claim_idle_ms=60_000)  # not redelivered while the test looks
+    broker.subscribe(COMMANDS_STREAM, handler, group=GROUP)
+
+    await broker.start()
+
+    async def only_the_failed_one_pending() -> bool:
+        entries = await redis_client.xpending_range(stream, GROUP, min="-", max="+", count=10)
+        return [entry["message_id"] for entry in entries] == [ids[1]]
+
+    await wait_until(only_the_failed_one_pending, "the others acknowledged")
+
+
+async def test_what_a_read_committed_is_acknowledged_before_the_consumer_pauses_for_an_outage(
+    make_broker: BrokerFactory, redis_client: aioredis.Redis, stream_prefix: str
+) -> None:
+    stream = stream_prefix + COMMANDS_STREAM
+    await queue_commands(redis_client, stream, 3)
+    outage = asyncpg.exceptions.ConnectionDoesNotExistError("the database went away")
+    handler = PendingAtEachDelivery(redis_client, stream, {2: outage})
+    broker = make_broker(claim_idle_ms=60_000)
+    broker.outage_pause_min = 0.01
+    broker.subscribe(COMMANDS_STREAM, handler, group=GROUP)
+
+    await broker.start()
+
+    await wait_until(lambda: len(handler.pending) == 3, "the three deliveries")
+    # The first was acknowledged when the second failed, before the pause: only the
+    # second (left for redelivery) and the third (in hand) are pending.
+    assert handler.pending == [3, 3, 2]
