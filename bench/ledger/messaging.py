@@ -428,7 +428,7 @@ def counting_sql(arena: Arena) -> Any:
         ("before_cursor_execute", statement),
         ("commit", commit),
         ("rollback", rollback),
-        ("checkout", checkout),  # a pool event; each checkout pings first (pool_pre_ping)
+        ("checkout", checkout),  # a pool event; liveness checked without a round trip
     )
     for name, hook in hooks:
         event.listen(engine, name, hook)
@@ -464,7 +464,7 @@ def _report(entries: Any, ops: int, counts: Counts, unit: str) -> str:
     sql = (
         f"Keel per {unit}: {counts.statements / ops:.2f} SQL statements, "
         f"{counts.commits / ops:.2f} commits, {counts.rollbacks / ops:.2f} rollbacks, "
-        f"{counts.checkouts / ops:.2f} pool checkouts (each with a pre-ping round trip)"
+        f"{counts.checkouts / ops:.2f} pool checkouts"
     )
     return sql + "\n" + render_profile(entries, ops, LAYERS, [LAYERS[0][0]], detail_limit=12)
 

@@ -14,10 +14,20 @@ from uuid import UUID, uuid4
 
 from domain.aggregate import Aggregate
 from domain.errors import DomainError
+from domain.ledger.account import EntryKind
 from domain.ledger.errors import InsufficientFunds, ReferenceReused
 
 RECORDED: dict[str, type[DomainError]] = {InsufficientFunds.code: InsufficientFunds}
 """The refusals that depend on an account's state, and are kept: by code."""
+
+
+def may_be_kept_for(kind: EntryKind) -> bool:
+    """Whether a refusal of an entry of ``kind`` can have been kept.
+
+    Only want of funds is kept, and only a debit can want funds: a deposit
+    never needs to look for an earlier refusal (one statement fewer).
+    """
+    return not kind.is_credit
 
 
 class Refusal(Aggregate[UUID]):

@@ -29,7 +29,7 @@ from domain.ledger.commands import (
     Withdraw,
 )
 from domain.ledger.errors import AccountNotFound
-from domain.ledger.refusal import Refusal
+from domain.ledger.refusal import Refusal, may_be_kept_for
 from domain.ledger.transfer import Transfer, check_transfer_request
 from domain.ledger.values import check_amount, check_currency, check_owner, check_reference
 from domain.messages import Command
@@ -215,6 +215,8 @@ async def _answer_earlier_refusal(
     target_id: UUID | None = None,
 ) -> None:
     """Raise the answer of a refused request with this reference, if there was one."""
+    if not may_be_kept_for(kind):
+        return
     refused = await uow.refusals.list(
         where={"account_id": account_id, "kind": str(kind), "reference": reference}, limit=1
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import uuid4
 
 import pytest
 
 from adapters.ledger.unit_of_work import InMemoryLedgerUnitOfWork
+from adapters.repository import InMemoryRepository
 from domain.ledger.commands import Deposit, Withdraw
 from domain.ledger.errors import (
     AccountNotFound,
@@ -16,6 +18,7 @@ from domain.ledger.errors import (
     ReferenceReused,
 )
 from domain.ledger.events import Deposited, Withdrawn
+from domain.ledger.refusal import Refusal
 from service_layer.ledger import handlers, reads
 from tests.ledger.factories import OWNER, MovementArgs, open_funded_account
 
@@ -37,6 +40,25 @@ async def test_a_deposit_credits_the_account(uow: InMemoryLedgerUnitOfWork) -> N
     )
     assert (outcome.value.account_id, outcome.value.transfer_id) == (account.id, None)
     assert (await reads.get_account(uow, account.id, OWNER)).balance == 250
+
+
+async def test_a_deposit_never_looks_for_an_earlier_refusal(
+    uow: InMemoryLedgerUnitOfWork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = await open_funded_account(uow)
+    listed: list[type[Any]] = []
+    original = InMemoryRepository.list
+
+    async def recorded(self: InMemoryRepository[Any, Any], *args: Any, **kwargs: Any) -> Any:
+        listed.append(self.kind)
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(InMemoryRepository, "list", recorded)
+
+    await handlers.deposit(Deposit(account_id=account.id, **MovementArgs.build()), uow)
+
+    # Only want of funds is kept, and a deposit never wants funds: a lookup is a wasted statement.
+    assert Refusal not in listed
 
 
 async def test_a_deposit_bumps_the_account_version(uow: InMemoryLedgerUnitOfWork) -> None:
