@@ -46,6 +46,7 @@ from domain.aggregate import Aggregate
 from domain.errors import ConcurrencyError, DuplicateKeyError
 from service_layer.pagination import SortKey
 from service_layer.repository import (
+    IDENTITY,
     Eq,
     Filter,
     In,
@@ -145,6 +146,27 @@ def list_statement(kind: type[T], query: Query) -> tuple[Select[T], dict[str, An
 MAX_TEMPLATES = 1024
 """Query shapes remembered; a program has a handful, so the bound only stops a runaway."""
 _TEMPLATES: dict[tuple[Any, ...], Any] = {}
+
+
+_LOCKING_GETS: dict[type[Any], Any] = {}
+
+
+def locking_get(kind: type[T]) -> Select[T]:
+    """``SELECT ... WHERE id = :pk FOR UPDATE``, refreshing the identity map, built once per kind.
+
+    What ``session.get(with_for_update=True, populate_existing=True)`` sends,
+    without composing the statement on every call.
+    """
+    statement: Select[T] | None = _LOCKING_GETS.get(kind)
+    if statement is None:
+        statement = (
+            select(kind)
+            .where(_attribute(kind, IDENTITY) == bindparam("pk"))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        _LOCKING_GETS[kind] = statement
+    return statement
 
 
 def select_for(kind: type[T], query: Query) -> Select[T]:
@@ -427,9 +449,10 @@ class SqlAlchemyRepository(Repository[T, K]):
         # populate_existing on a locking read: the row may have changed since
         # this session last saw it, and the lock is only worth having with
         # the current values.
-        found = await self.session.get(
-            self.kind, ident, with_for_update=for_update, populate_existing=for_update
-        )
+        if for_update:
+            found = (await self.session.scalars(locking_get(self.kind), {"pk": ident})).first()
+        else:
+            found = await self.session.get(self.kind, ident)
         # A removed aggregate stays in the identity map until the next flush,
         # and get() answers from that map without flushing.
         return None if found is None or found in self.session.deleted else found
@@ -501,9 +524,10 @@ class SqlAlchemySyncRepository(SyncRepository[T, K]):
     def _get(self, ident: K, *, for_update: bool) -> T | None:
         if self._bulk and (written := self._bulk.attach(ident)) is not None:
             return written
-        found = self.session.get(
-            self.kind, ident, with_for_update=for_update, populate_existing=for_update
-        )
+        if for_update:
+            found = self.session.scalars(locking_get(self.kind), {"pk": ident}).first()
+        else:
+            found = self.session.get(self.kind, ident)
         return None if found is None or found in self.session.deleted else found
 
     def _list(self, query: Query) -> list[T]:
