@@ -5,7 +5,8 @@ ownership and adds its security headers on every request, so the twins
 (``http_plain``, ``http_raw``) must too, or Keel's safety would be measured
 as slowness. Written as a developer without Keel would write it: one PyJWT
 ``decode`` per request against the public key Keel trusts, a scope test, a
-401/403 problem document, and a small pure-ASGI middleware for the headers.
+401/403 problem document (Keel's own constructor, so the documents match), and
+Keel's header middleware, a plain ASGI wrapper.
 """
 
 from __future__ import annotations
@@ -16,41 +17,18 @@ from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, FastAPI, Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from adapters.auth import DevKeyPair, load_public_key
 from adapters.settings import Settings
 from domain.text import unsafe_character
+from entrypoints.http.auth import unauthenticated
 from entrypoints.http.problems import HttpProblem
-from entrypoints.http.security import SECURITY_HEADERS
+from entrypoints.http.security import SecurityHeaders
 
 REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
 MAX_SUBJECT_LENGTH = 200
 """The width of ``ledger_accounts.owner_subject``."""
-
-_RAW_HEADERS = [
-    (name.lower().encode("latin-1"), value.encode("latin-1"))
-    for name, value in SECURITY_HEADERS.items()
-]
-
-
-class AddSecurityHeaders:
-    """Adds Keel's security response headers (the same names and values) to every response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *_RAW_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 @dataclass(frozen=True)
@@ -92,7 +70,7 @@ class TokenCheck:
         """The ``sub`` of a valid bearer token granting ``scope``; else a 401 or 403 problem."""
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise _unauthenticated("this request needs an 'Authorization: Bearer <token>' header")
+            raise unauthenticated("this request needs an 'Authorization: Bearer <token>' header")
         try:
             claims = jwt.decode(
                 token,
@@ -104,7 +82,7 @@ class TokenCheck:
                 options={"require": REQUIRED_CLAIMS},
             )
         except (jwt.PyJWTError, ValueError, TypeError):
-            raise _unauthenticated("the token is not valid") from None
+            raise unauthenticated("the token is not valid") from None
         subject, granted = claims.get("sub"), claims.get("scope", "")
         if (
             not isinstance(subject, str)
@@ -112,7 +90,7 @@ class TokenCheck:
             or unsafe_character(subject) is not None
             or not isinstance(granted, str)
         ):
-            raise _unauthenticated("the token's 'sub' or 'scope' is not acceptable")
+            raise unauthenticated("the token's 'sub' or 'scope' is not acceptable")
         if scope not in granted.split():
             raise HttpProblem(
                 403,
@@ -122,16 +100,6 @@ class TokenCheck:
                 headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
             )
         return subject
-
-
-def _unauthenticated(detail: str) -> HttpProblem:
-    return HttpProblem(
-        401,
-        "unauthenticated",
-        detail,
-        title="Unauthenticated",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
 
 
 def requires(scope: str) -> Callable[[Request], Awaitable[str]]:
@@ -155,4 +123,4 @@ def guarded(app: FastAPI, settings: Settings) -> ASGIApp:
     last-resort 500 carries them.
     """
     app.state.token_check = TokenCheck.of(settings)
-    return AddSecurityHeaders(app)
+    return SecurityHeaders(app)
