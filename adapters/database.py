@@ -137,10 +137,18 @@ def _refuse_write_statements(state: ORMExecuteState) -> None:
         )
 
 
-def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions on ``engine`` for read-only units of work: :class:`ReadOnlySession`."""
+def read_session_factory(
+    engine: AsyncEngine, *, transaction_pooler: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine`` for read-only units of work: :class:`ReadOnlySession`.
+
+    In autocommit, unless ``engine`` reaches the database through a
+    transaction pooler (PgBouncer): there a statement outside a transaction
+    may have its prepare and its execute sent to two different servers, so
+    the reads keep their ``BEGIN``.
+    """
     return async_sessionmaker(
-        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        engine if transaction_pooler else engine.execution_options(isolation_level="AUTOCOMMIT"),
         sync_session_class=ReadOnlySession,
         expire_on_commit=False,
         autoflush=False,
@@ -290,6 +298,7 @@ class DatabaseSessionManager:
         direct_url: str | None = None,
         direct_options: dict[str, Any] | None = None,
         ping_after_idle: float = liveness.PING_AFTER_IDLE_SECONDS,
+        transaction_pooler: bool = False,
         **engine_options: Any,
     ) -> None:
         """Create the engine. Options pass through to ``create_async_engine``.
@@ -301,7 +310,9 @@ class DatabaseSessionManager:
         on sessions so objects stay readable after commit without lazy I/O.
         ``direct_url``: the database itself when ``url`` is a transaction
         pooler (PgBouncer), for what needs a session of its own: LISTEN and
-        the relay's key locks (:attr:`direct_engine`).
+        the relay's key locks (:attr:`direct_engine`); ``transaction_pooler``
+        says that it is one, which the read sessions must know
+        (:func:`read_session_factory`).
         """
         if self._engine is not None:
             raise RuntimeError(
@@ -314,7 +325,9 @@ class DatabaseSessionManager:
             )
         self._engine = engine
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
-        self._read_sessionmaker = read_session_factory(engine)
+        self._read_sessionmaker = read_session_factory(
+            engine, transaction_pooler=transaction_pooler
+        )
 
     @property
     def direct_engine(self) -> AsyncEngine:

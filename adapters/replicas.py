@@ -70,6 +70,8 @@ class Replica:
     name: str
     """Its URL without the password, for logs."""
     engine: AsyncEngine
+    transaction_pooler: bool = False
+    """Reached through PgBouncer: its reads keep their transaction (``read_session_factory``)."""
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
     healthy: bool = False
     reason: str = "not checked yet"
@@ -77,7 +79,9 @@ class Replica:
     checked: bool = False
 
     def __post_init__(self) -> None:
-        self.sessions = read_session_factory(self.engine)
+        self.sessions = read_session_factory(
+            self.engine, transaction_pooler=self.transaction_pooler
+        )
 
 
 class ReplicaRouter:
@@ -91,9 +95,10 @@ class ReplicaRouter:
         max_lag: float = 5.0,
         check_interval: float = 1.0,
         check_timeout: float = 1.0,
+        transaction_pooler: bool = False,
     ) -> None:
         self.primary = primary
-        self.primary_sessions = read_session_factory(primary)
+        self.primary_sessions = read_session_factory(primary, transaction_pooler=transaction_pooler)
         self.replicas = list(replicas)
         self.max_lag = max_lag
         self.check_interval = check_interval
@@ -109,6 +114,7 @@ class ReplicaRouter:
         engine_options: dict[str, Any] | None = None,
         *,
         ping_after_idle: float = liveness.PING_AFTER_IDLE_SECONDS,
+        transaction_pooler: bool = False,
         **options: Any,
     ) -> ReplicaRouter:
         """A router with one engine per replica URL, made with ``engine_options``."""
@@ -116,10 +122,11 @@ class ReplicaRouter:
             Replica(
                 safe_url(url),
                 create_engine_for(url, engine_options or {}, ping_after_idle=ping_after_idle),
+                transaction_pooler=transaction_pooler,
             )
             for url in urls
         ]
-        return cls(primary, replicas, **options)
+        return cls(primary, replicas, transaction_pooler=transaction_pooler, **options)
 
     @property
     def session_factory(self) -> async_sessionmaker[AsyncSession]:

@@ -39,6 +39,7 @@ from sqlalchemy.orm import registry
 from adapters.brokers import Broker, Delivery, InProcessBroker
 from adapters.brokers.redis_streams import RedisStreamsBroker
 from adapters.database import DatabaseSessionManager
+from adapters.inbox import inbox_table
 from adapters.outbox import SqlAlchemyOutbox, SqlAlchemyOutboxStore, outbox_table
 from adapters.relay import OutboxRelay, create_relay
 from adapters.serialization import MessageRegistry
@@ -105,6 +106,8 @@ async def setup(manager: DatabaseSessionManager, counters: int) -> list[UUID]:
     async with manager.connect() as connection:
         await connection.run_sync(bench_registry.metadata.create_all)
         await connection.run_sync(outbox_table.create, checkfirst=True)
+        # The relay also purges old inbox rows (retention): its table must be there.
+        await connection.run_sync(inbox_table.create, checkfirst=True)
     ids = [uuid4() for _ in range(counters)]
     uow = CounterUnitOfWork(manager.session_factory)
     async with uow:

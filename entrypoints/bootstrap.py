@@ -114,6 +114,7 @@ def bootstrap(
         direct_url=settings.database_direct_url,
         direct_options=settings.direct_engine_options(),
         ping_after_idle=settings.db_ping_after_idle_seconds,
+        transaction_pooler=settings.db_pgbouncer,
         **settings.engine_options(),
     )
     observability.install(settings, manager.engine)
@@ -139,6 +140,7 @@ def bootstrap(
             settings.replica_urls,
             settings.engine_options(),
             ping_after_idle=settings.db_ping_after_idle_seconds,
+            transaction_pooler=settings.db_pgbouncer,
             max_lag=settings.db_replica_max_lag_seconds,
         )
     wirings = {

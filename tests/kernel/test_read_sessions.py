@@ -12,7 +12,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, insert, select, text
 
-from adapters.database import WriteInReadOnlySession
+from adapters.database import DatabaseSessionManager, WriteInReadOnlySession
+from adapters.settings import Settings
+from entrypoints.bootstrap import bootstrap
 from tests.conftest import DATABASE_FIXTURES, POSTGRESQL, SQLITE
 from tests.kernel.things import Thing
 from tests.kernel.things_orm import things
@@ -104,3 +106,23 @@ async def test_an_insert_statement_in_a_read_unit_of_work_is_refused_and_not_kep
             await uow.session.execute(insert(things).values(**row))
 
     assert await count_things(database, "inserted-through-a-reader") == 0
+
+
+@pytest.mark.parametrize(("pgbouncer", "isolation"), [(False, "AUTOCOMMIT"), (True, None)])
+async def test_behind_pgbouncer_the_reads_keep_their_transaction(
+    pgbouncer: bool, isolation: str | None
+) -> None:
+    # Outside a transaction, a transaction pooler may send a statement's prepare
+    # and its execute to two different servers (tests/scaling/test_pgbouncer.py).
+    settings = Settings(
+        database_url="postgresql+asyncpg://keel@localhost/keel",
+        keel_contexts="tests.catalog",
+        db_pgbouncer=pgbouncer,
+    )
+    manager = DatabaseSessionManager()
+    bootstrap(settings, manager=manager)
+    try:
+        bind = manager.read_session_factory.kw["bind"]
+        assert bind.get_execution_options().get("isolation_level") == isolation
+    finally:
+        await manager.close()

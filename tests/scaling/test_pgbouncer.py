@@ -47,7 +47,7 @@ async def pooler(postgres_admin_dsn: str) -> AsyncIterator[PgBouncer]:
 async def manager(pooler: PgBouncer, things_database: str) -> AsyncIterator[DatabaseSessionManager]:
     url = pooler.url(things_database)
     made = DatabaseSessionManager()
-    made.init(url, **engine_options(url, db_pgbouncer=True))
+    made.init(url, transaction_pooler=True, **engine_options(url, db_pgbouncer=True))
     try:
         yield made
     finally:
@@ -89,6 +89,25 @@ async def test_twenty_concurrent_clients_share_two_server_connections_without_st
     finally:
         await server.close()
     assert backends <= 2
+
+
+async def read_back(manager: DatabaseSessionManager, ident: Any) -> None:
+    """One client's reads, through the read-only sessions the GET routes use."""
+    for _ in range(ROUNDS * 4):
+        async with SqlAlchemyThingUnitOfWork(manager.read_session_factory) as uow:
+            assert await uow.things.get(ident) is not None
+
+
+async def test_twenty_concurrent_readers_share_two_server_connections_without_statement_errors(
+    manager: DatabaseSessionManager,
+) -> None:
+    thing = Thing("read through the pooler")
+    async with SqlAlchemyThingUnitOfWork(manager.session_factory) as uow:
+        uow.things.add(thing)
+        await uow.commit()
+
+    async with asyncio.timeout(60):
+        await asyncio.gather(*(read_back(manager, thing.id) for _ in range(CLIENTS)))
 
 
 async def test_without_the_pgbouncer_options_the_same_workload_fails_on_prepared_statements(
