@@ -232,6 +232,7 @@ def test_a_context_whose_messaging_bench_was_skipped_says_so(results: Path) -> N
     assert "orders consumer" not in text
 
 
+@pytest.mark.integration  # matplotlib takes a second to import and draw: not for the unit loop
 def test_a_chart_file_is_written(results: Path) -> None:
     pytest.importorskip("matplotlib", reason="matplotlib is in the bench dependency group")
     from bench.chart import draw
