@@ -108,7 +108,7 @@ class WriteInReadOnlySession(RuntimeError):
 
 
 class ReadOnlySession(Session):
-    """A session for reads: each statement in autocommit, and writes refused.
+    """A session for reads: each statement in autocommit (PostgreSQL), and writes refused.
 
     Read units of work run one ``SELECT`` or a few; in PostgreSQL's READ
     COMMITTED each statement takes its own snapshot inside a transaction as
@@ -142,13 +142,16 @@ def read_session_factory(
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions on ``engine`` for read-only units of work: :class:`ReadOnlySession`.
 
-    In autocommit, unless ``engine`` reaches the database through a
+    In autocommit on PostgreSQL, unless ``engine`` reaches it through a
     transaction pooler (PgBouncer): there a statement outside a transaction
     may have its prepare and its execute sent to two different servers, so
-    the reads keep their ``BEGIN``.
+    the reads keep their ``BEGIN``. Not on SQLite, which has no round trips
+    to save, and whose driver commits an open transaction when a connection
+    is switched to autocommit (an in-memory database shares one connection).
     """
+    autocommit = engine.dialect.name == "postgresql" and not transaction_pooler
     return async_sessionmaker(
-        engine if transaction_pooler else engine.execution_options(isolation_level="AUTOCOMMIT"),
+        engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine,
         sync_session_class=ReadOnlySession,
         expire_on_commit=False,
         autoflush=False,

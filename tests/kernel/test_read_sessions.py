@@ -126,3 +126,26 @@ async def test_behind_pgbouncer_the_reads_keep_their_transaction(
         assert bind.get_execution_options().get("isolation_level") == isolation
     finally:
         await manager.close()
+
+
+async def test_a_read_on_an_in_memory_sqlite_database_never_commits_a_writer_in_flight() -> None:
+    # One shared connection: switching it to autocommit would make the sqlite3
+    # driver commit the writer's open transaction.
+    manager = DatabaseSessionManager()
+    manager.init("sqlite+aiosqlite://")
+    try:
+        async with manager.connect() as connection:
+            await connection.run_sync(things.create)
+        thing = Thing("never committed")
+        async with SqlAlchemyThingUnitOfWork(manager.session_factory) as writer:
+            writer.things.add(thing)
+            await writer.session.flush()
+            async with SqlAlchemyThingUnitOfWork(manager.read_session_factory) as reader:
+                await reader.things.get(thing.id)
+            await writer.rollback()
+
+        async with manager.session() as session:
+            stored = await session.scalar(select(func.count()).select_from(things))
+        assert stored == 0
+    finally:
+        await manager.close()
