@@ -109,6 +109,15 @@ outbox_table = Table(
         postgresql_where=text("published_at IS NULL"),
         sqlite_where=text("published_at IS NULL"),
     ),
+    # What a relay reads for the keys it locked: each key's oldest pending rows,
+    # wherever their ids lie (kernel_0004).
+    Index(
+        "ix_outbox_pending_by_key",
+        "aggregate_key",
+        "id",
+        postgresql_where=text("published_at IS NULL"),
+        sqlite_where=text("published_at IS NULL"),
+    ),
     # What the purge walks: the oldest published rows, a batch at a time.
     Index(
         "ix_outbox_published_at",
@@ -332,7 +341,9 @@ class SqlAlchemyOutboxStore:
     The claim costs O(batch), not O(backlog): it walks ``ix_outbox_pending``
     (``id, aggregate_key``, partial) in id order over a window of
     ``CLAIM_WINDOW_FACTOR * limit`` rows, from where the last window began,
-    and reads rows only inside it.
+    and reads the locked keys' pending rows up to the window's end (from each
+    key's first pending row: one that committed late below the window still
+    goes out before the key's later rows).
 
     On SQLite a pass is one transaction that first takes the database's write
     lock, so passes run one at a time; the broker call happens inside it.
@@ -349,8 +360,9 @@ class SqlAlchemyOutboxStore:
         # Where the last claim window began: every row below it was published (or
         # not yet committed). Starting there skips the index entries of rows this
         # drain already published, which stay until vacuum; without it each pass
-        # would step over all of them again. A lower id that commits late is found
-        # by the periodic full scan, or at once when nothing is left above it.
+        # would step over all of them again. A lower id that commits late goes out
+        # with its key's next claim (before the key's later rows), and is otherwise
+        # found by the periodic full scan, or at once when nothing is left above it.
         self._floor = 0
         self._passes = 0
 
@@ -414,13 +426,16 @@ class SqlAlchemyOutboxStore:
         if not window.keys:
             return []
         # A new statement, so a new snapshot: rows another relay marked before it
-        # let go of a key are seen as published. Only inside the window, so the
-        # read stays O(batch) however many rows a locked key has further on.
+        # let go of a key are seen as published. Up to the window's end, so the
+        # read stays O(batch) however many rows a locked key has further on; and
+        # from the key's first pending row, not the window's start: a row that
+        # took its id early and committed late lies below the window, and must
+        # still go out before the key's later rows (ix_outbox_pending_by_key).
         rows = await connection.execute(
             select(outbox_table)
             .where(
                 outbox_table.c.published_at.is_(None),
-                outbox_table.c.id.between(window.start, window.end),
+                outbox_table.c.id <= window.end,
                 outbox_table.c.aggregate_key.in_(window.keys),
             )
             .order_by(outbox_table.c.id)

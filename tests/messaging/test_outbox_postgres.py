@@ -185,3 +185,31 @@ async def test_a_transaction_that_commits_a_lower_id_late_is_still_published(
     assert (published_while_open, published_after) == (1, 1)
     assert (await outbox_ids(pg))[0] == str(late_event.event_id)  # the lower id
     assert publisher.ids()[-1] == str(late_event.event_id)
+
+
+async def test_a_keys_row_committed_late_below_the_claim_floor_still_goes_out_first(
+    pg: DatabaseSessionManager,
+) -> None:
+    outbox = SqlAlchemyOutbox(make_registry())
+    relay = OutboxRelay(SqlAlchemyOutboxStore(pg.engine), publisher := RecordingPublisher())
+    key = f"Counter:{uuid4()}"
+    first, second = CounterOpened(counter_id=uuid4()), CounterOpened(counter_id=uuid4())
+
+    late = SqlAlchemyCounterUnitOfWork(pg.session_factory)
+    async with late:
+        await outbox.put(late, first, key=key)  # the lower id, committed last
+        await sql_bus(pg, outbox).handle(OpenCounterFactory.build())  # another key, above it
+        await relay.publish_pending()  # one pass: its claims now start above `first`
+        await late.commit()
+    after = SqlAlchemyCounterUnitOfWork(pg.session_factory)
+    async with after:
+        await outbox.put(after, second, key=key)
+        await after.commit()
+    await relay.publish_pending()
+    await relay.drain()
+
+    mine = {str(first.event_id), str(second.event_id)}
+    assert [ident for ident in publisher.ids() if ident in mine] == [
+        str(first.event_id),
+        str(second.event_id),
+    ]
