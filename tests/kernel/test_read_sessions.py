@@ -42,11 +42,16 @@ async def count_things(database: SqlDatabase, name: str) -> int:
     return int(found or 0)
 
 
-async def test_a_read_unit_of_work_reads_what_was_committed(database: SqlDatabase) -> None:
-    thing = Thing("committed-for-reading")
+async def committed_thing(database: SqlDatabase, name: str) -> Thing:
+    thing = Thing(name)
     async with SqlAlchemyThingUnitOfWork(database.session_factory) as uow:
         uow.things.add(thing)
         await uow.commit()
+    return thing
+
+
+async def test_a_read_unit_of_work_reads_what_was_committed(database: SqlDatabase) -> None:
+    thing = await committed_thing(database, "committed-for-reading")
 
     async with read_unit_of_work(database) as uow:
         found = await uow.things.get(thing.id)
@@ -81,10 +86,7 @@ async def test_an_aggregate_added_in_a_read_unit_of_work_is_refused_and_not_kept
 async def test_a_change_to_an_aggregate_read_in_a_read_unit_of_work_is_refused(
     database: SqlDatabase,
 ) -> None:
-    thing = Thing("changed-through-a-reader")
-    async with SqlAlchemyThingUnitOfWork(database.session_factory) as uow:
-        uow.things.add(thing)
-        await uow.commit()
+    thing = await committed_thing(database, "changed-through-a-reader")
 
     async with read_unit_of_work(database) as uow:
         found = await uow.things.get(thing.id)
