@@ -125,7 +125,7 @@ class _InboxClaim:
         self.done = True
 
 
-class _FirstStatementClaim:
+class _FirstStatementClaim(_InboxClaim):
     """Claims one message as the first statement of each transaction, until one commits.
 
     ``at_begin`` runs when a session of the unit of work begins a transaction
@@ -134,9 +134,7 @@ class _FirstStatementClaim:
     """
 
     def __init__(self, message_id: str, handler: str) -> None:
-        self.message_id = message_id
-        self.handler = handler
-        self.done = False
+        super().__init__(self._claim_unless_claimed, message_id, handler)
         self.claimed_in: SessionTransaction | None = None
 
     def at_begin(self, transaction: SessionTransaction, connection: Connection) -> None:
@@ -148,21 +146,15 @@ class _FirstStatementClaim:
             raise DuplicateMessage(self.message_id, self.handler)
         self.claimed_in = transaction
 
-    async def before_commit(
-        self, uow: AbstractUnitOfWork, raised: Sequence[tuple[Aggregate[Any], Event]]
-    ) -> None:
-        if self.done:  # a later block of the same handler run: already recorded
-            return
+    async def _claim_unless_claimed(
+        self, uow: AbstractUnitOfWork, message_id: str, handler: str
+    ) -> bool:
         session = _session(uow)
         await session.connection()  # a transaction with no statement yet claims now
+        if self.claimed_in is session.sync_session.get_transaction():
+            return True
         # A session made before the claim was armed has not claimed: claim the usual way.
-        unclaimed = self.claimed_in is not session.sync_session.get_transaction()
-        if unclaimed and not await claim(session, self.message_id, self.handler):
-            raise DuplicateMessage(self.message_id, self.handler)
-        uow.on_commit(self._committed)
-
-    def _committed(self) -> None:
-        self.done = True
+        return await claim(session, message_id, handler)
 
 
 class _ClaimingSessions(async_sessionmaker[AsyncSession]):
