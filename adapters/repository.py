@@ -133,22 +133,14 @@ def list_statement(kind: type[T], query: Query) -> tuple[Select[T], dict[str, An
     values = [condition.value for condition in query.where.values() if isinstance(condition, Eq)]
     if len(values) < len(query.where) or None in values or query.after or query.offset:
         return select_for(kind, query), {}
-    shape = (kind, tuple(query.where), query.order, query.limit)
-    template: Select[T] | None = _TEMPLATES.get(shape)
-    if template is None:
+
+    def template() -> Select[T]:
         bound: dict[str, Filter] = {name: Eq(bindparam(f"eq_{name}")) for name in query.where}
-        template = select_for(kind, Query(where=bound, order=query.order, limit=query.limit))
-        if len(_TEMPLATES) < MAX_TEMPLATES:
-            _TEMPLATES[shape] = template
-    return template, {f"eq_{name}": value for name, value in zip(query.where, values, strict=True)}
+        return select_for(kind, Query(where=bound, order=query.order, limit=query.limit))
 
-
-MAX_TEMPLATES = 1024
-"""Query shapes remembered; a program has a handful, so the bound only stops a runaway."""
-_TEMPLATES: dict[tuple[Any, ...], Any] = {}
-
-
-_LOCKING_GETS: dict[type[Any], Any] = {}
+    shape = ("list", kind, tuple(query.where), query.order, query.limit)
+    bindings = {f"eq_{name}": value for name, value in zip(query.where, values, strict=True)}
+    return _built_once(shape, template), bindings
 
 
 def locking_get(kind: type[T]) -> Select[T]:
@@ -157,15 +149,29 @@ def locking_get(kind: type[T]) -> Select[T]:
     What ``session.get(with_for_update=True, populate_existing=True)`` sends,
     without composing the statement on every call.
     """
-    statement: Select[T] | None = _LOCKING_GETS.get(kind)
-    if statement is None:
-        statement = (
+    return _built_once(
+        ("lock", kind),
+        lambda: (
             select(kind)
             .where(_attribute(kind, IDENTITY) == bindparam("pk"))
             .with_for_update()
             .execution_options(populate_existing=True)
-        )
-        _LOCKING_GETS[kind] = statement
+        ),
+    )
+
+
+MAX_STATEMENTS = 1024
+"""Statement shapes remembered; a program has a handful, so the bound only stops a runaway."""
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _built_once(shape: tuple[Any, ...], build: Callable[[], Select[T]]) -> Select[T]:
+    """The statement of ``shape``, built by ``build`` the first time it is asked for."""
+    statement: Select[T] | None = _STATEMENTS.get(shape)
+    if statement is None:
+        statement = build()
+        if len(_STATEMENTS) < MAX_STATEMENTS:
+            _STATEMENTS[shape] = statement
     return statement
 
 
