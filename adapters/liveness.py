@@ -58,9 +58,5 @@ def watch(engine: Engine, *, ping_after_idle: float = PING_AFTER_IDLE_SECONDS) -
 
 
 def is_closed(dbapi_connection: Any) -> bool:
-    """Whether the driver already knows its connection is gone (asyncpg, psycopg)."""
-    driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
-    check = getattr(driver, "is_closed", None)  # asyncpg
-    if callable(check):
-        return bool(check())
-    return bool(getattr(driver, "closed", False))  # psycopg
+    """Whether asyncpg already knows its connection is gone (the only async PostgreSQL driver)."""
+    return bool(dbapi_connection.driver_connection.is_closed())
