@@ -94,7 +94,7 @@ def create_app(
                 # What start-up made (modules, mappers, routes) lives as long as the
                 # process; frozen, it is out of the collector's walks, so a full
                 # collection no longer stalls every request in flight (a GET's p99
-                # under load fell from ~70 ms to ~13 ms in bench.ledger.http).
+                # under load fell from ~70 ms to ~13 ms in `python -m bench.http`).
                 gc.collect()
                 gc.freeze()
                 yield
