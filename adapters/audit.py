@@ -115,7 +115,8 @@ def stamp_updated(aggregates: Iterable[Any], now: datetime) -> None:
             setattr(aggregate, attributes.updated, now)
 
 
-def _before_flush(session: Session, _context: UOWTransaction, _instances: object) -> None:
+def stamp_on_flush(session: Session, _context: UOWTransaction, _instances: object) -> None:
+    """The session `before_flush` listener: stamps what the flush is about to write."""
     now = utc_now()
     stamp_created(session.new, now)
     stamp_updated(
@@ -131,5 +132,5 @@ def _before_flush(session: Session, _context: UOWTransaction, _instances: object
 def _install() -> None:
     # Once per process, for every Session (an AsyncSession's included): cheap
     # for classes without audit columns, and no session can forget it.
-    if not event.contains(Session, "before_flush", _before_flush):
-        event.listen(Session, "before_flush", _before_flush)
+    if not event.contains(Session, "before_flush", stamp_on_flush):
+        event.listen(Session, "before_flush", stamp_on_flush)

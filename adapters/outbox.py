@@ -26,6 +26,7 @@ so that the relay's publish continues the request's trace.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -45,6 +46,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    bindparam,
     case,
     column,
     delete,
@@ -56,11 +58,13 @@ from sqlalchemy import (
     update,
     values,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql import Delete
 
 from adapters.brokers.base import BrokerUnavailable
 from adapters.database import metadata, run_to_completion
+from adapters.driver import Compiled, Driver, compile_for
 from adapters.serialization import MessageRegistry, OutgoingMessage
 from adapters.unit_of_work import InMemoryUnitOfWork, SqlAlchemyUnitOfWork
 from domain.aggregate import Aggregate, Event
@@ -302,10 +306,35 @@ class SqlAlchemyOutbox:
         session: AsyncSession = uow.session
         # Flush the aggregates first: the outbox id is then taken after the
         # aggregate's row lock, so one aggregate's rows get ids in commit order.
-        await session.flush()
-        postgresql = session.get_bind().dialect.name == "postgresql"
-        await session.execute(INSERT_AND_NOTIFY if postgresql else INSERT, _rows(messages))
+        await uow.flush()
+        rows = _rows(messages)
+        driver = await uow.driver()
+        if driver is not None:
+            await _insert_on(driver, rows)
+        else:
+            postgresql = session.get_bind().dialect.name == "postgresql"
+            await session.execute(INSERT_AND_NOTIFY if postgresql else INSERT, rows)
         uow.on_commit(self.doorbell.ring)
+
+
+async def _insert_on(driver: Driver, rows: list[dict[str, Any]]) -> None:
+    """``INSERT_AND_NOTIFY`` straight on asyncpg: it is on every write's path."""
+    compiled = _compiled_insert(driver.dialect, tuple(rows[0]))
+    values = [compiled.args(row) for row in rows]
+    if len(values) == 1:
+        await driver.fetch(compiled.sql, values[0])
+    else:
+        await driver.executemany(compiled.sql, values)
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_insert(dialect: Dialect, keys: tuple[str, ...]) -> Compiled:
+    statement = (
+        insert(outbox_table)
+        .values({key: bindparam(key) for key in keys})
+        .returning(func.pg_notify(NOTIFY_CHANNEL, ""))
+    )
+    return compile_for(statement, dialect)
 
 
 def with_outbox(uow_factory: Callable[[], UowT], outbox: CommitHook) -> Callable[[], UowT]:

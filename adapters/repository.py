@@ -36,6 +36,7 @@ from sqlalchemy.orm import QueryableAttribute, Session, make_transient_to_detach
 from sqlalchemy.orm.attributes import set_committed_value
 
 from adapters import audit
+from adapters.driver import Driver, DriverSource, RowPlan, row_plan
 from adapters.sql_errors import (
     RETRYABLE_SQLSTATES,
     UNIQUE_VIOLATION,
@@ -122,6 +123,19 @@ def _conditions(kind: type[Any], where: dict[str, Filter]) -> list[ColumnElement
     return [_condition(_attribute(kind, name), condition) for name, condition in where.items()]
 
 
+def equality_shape(query: Query) -> tuple[tuple[str, ...], dict[str, Any]] | None:
+    """The attribute names and bind values of a query that only asks for equal values
+    (none of them ``None``), with no keyset or offset; ``None`` for any other query."""
+    if query.after or query.offset:
+        return None
+    values: dict[str, Any] = {}
+    for name, condition in query.where.items():
+        if not isinstance(condition, Eq) or condition.value is None:
+            return None
+        values[f"eq_{name}"] = condition.value
+    return tuple(query.where), values
+
+
 def list_statement(kind: type[T], query: Query) -> tuple[Select[T], dict[str, Any]]:
     """The statement and bind values of a validated query.
 
@@ -130,17 +144,16 @@ def list_statement(kind: type[T], query: Query) -> tuple[Select[T], dict[str, An
     cache key cost more than the ORM's compiled cache saves (a third of a
     lookup by reference on asyncpg). Others are built each time.
     """
-    values = [condition.value for condition in query.where.values() if isinstance(condition, Eq)]
-    if len(values) < len(query.where) or None in values or query.after or query.offset:
+    shape = equality_shape(query)
+    if shape is None:
         return select_for(kind, query), {}
 
     def template() -> Select[T]:
         bound: dict[str, Filter] = {name: Eq(bindparam(f"eq_{name}")) for name in query.where}
         return select_for(kind, Query(where=bound, order=query.order, limit=query.limit))
 
-    shape = ("list", kind, tuple(query.where), query.order, query.limit)
-    bindings = {f"eq_{name}": value for name, value in zip(query.where, values, strict=True)}
-    return _built_once(shape, template), bindings
+    names, bindings = shape
+    return _built_once(("list", kind, names, query.order, query.limit), template), bindings
 
 
 def locking_get(kind: type[T]) -> Select[T]:
@@ -418,12 +431,37 @@ def _prepare_bulk(
 
 
 class SqlAlchemyRepository(Repository[T, K]):
-    """Repository over an ``AsyncSession``; ``kind`` is any mapped class."""
+    """Repository over an ``AsyncSession``; ``kind`` is any mapped class.
 
-    def __init__(self, session: AsyncSession, kind: type[T]) -> None:
+    With ``driver`` (its unit of work's), locked reads by id and equality
+    lists of a plain mapping run on asyncpg straight (:mod:`adapters.driver`);
+    everything else, and everything on other drivers, through the ORM.
+    """
+
+    def __init__(
+        self, session: AsyncSession, kind: type[T], *, driver: DriverSource | None = None
+    ) -> None:
         super().__init__(kind)
         self.session = session
         self._bulk: BulkWritten[T] | None = None
+        self._driver_source = driver
+
+    async def _driven(self) -> tuple[Driver, RowPlan] | None:
+        """The driver and this kind's plan, when a read may take the driver's path now."""
+        if self._driver_source is None:
+            return None
+        sync = self.session.sync_session
+        if sync.in_nested_transaction():
+            return None  # a savepoint's rollback must know what was loaded inside it
+        driver = await self._driver_source()
+        if driver is None:
+            return None
+        plan = row_plan(self.kind, driver.dialect)
+        if plan is None:
+            return None
+        if sync.autoflush and (sync.new or sync.dirty or sync.deleted):
+            await self.session.flush()  # as the ORM's autoflush before a query
+        return driver, plan
 
     def _add(self, aggregate: T) -> None:
         self.session.add(aggregate)
@@ -455,7 +493,13 @@ class SqlAlchemyRepository(Repository[T, K]):
         # populate_existing on a locking read: the row may have changed since
         # this session last saw it, and the lock is only worth having with
         # the current values.
-        if for_update:
+        if for_update and (driven := await self._driven()) is not None:
+            driver, plan = driven
+            compiled = plan.locked_by_identity
+            fetched = await driver.fetch(compiled.sql, compiled.args({"pk": ident}))
+            adopted = plan.adopt_all(self.session.sync_session, fetched, refresh=True)
+            found = adopted[0] if adopted else None
+        elif for_update:
             found = (await self.session.scalars(locking_get(self.kind), {"pk": ident})).first()
         else:
             found = await self.session.get(self.kind, ident)
@@ -465,6 +509,13 @@ class SqlAlchemyRepository(Repository[T, K]):
 
     async def _list(self, query: Query) -> list[T]:
         self.attach_all()
+        shape = equality_shape(query)
+        if shape is not None and (driven := await self._driven()) is not None:
+            driver, plan = driven
+            names, values = shape
+            compiled = plan.listing(names, query.order, query.limit)
+            fetched = await driver.fetch(compiled.sql, compiled.args(values))
+            return plan.adopt_all(self.session.sync_session, fetched, refresh=False)
         statement, values = list_statement(self.kind, query)
         return list((await self.session.scalars(statement, values)).all())
 

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from adapters.database import run_to_completion
+from adapters.driver import Driver
+from adapters.driver import flush as driver_flush
 from adapters.repository import (
     InMemoryCollection,
     InMemoryRepository,
@@ -78,6 +80,10 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         super().__init__()
         self.session_factory = session_factory
         self._session: AsyncSession | None = None
+        self._driver: Driver | None = None
+        self._driver_known = False
+        """Whether ``_driver`` is the current transaction's (``None`` there: the ORM's path
+        only). A commit or rollback gives the connection back, so it is asked again."""
 
     @property
     def session(self) -> AsyncSession:
@@ -87,13 +93,28 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         return self._session
 
     def _make_repository(self, kind: type[T]) -> Repository[T, Any]:
-        return SqlAlchemyRepository(self.session, kind)
+        return SqlAlchemyRepository(self.session, kind, driver=self.driver)
+
+    async def driver(self) -> Driver | None:
+        """asyncpg under this block's transaction, for statements on the hot path; ``None``
+        on other drivers."""
+        if not self._driver_known:
+            self._driver, self._driver_known = await Driver.of(self.session), True
+        return self._driver
+
+    async def flush(self) -> None:
+        """Write what is staged, inside the transaction: straight on asyncpg where the
+        mapping allows it (:mod:`adapters.driver`), through the ORM otherwise."""
+        driver = await self.driver()
+        if driver is None or not await driver_flush(self.session, driver):
+            await self.session.flush()
 
     def _sql_repositories(self) -> list[SqlAlchemyRepository[Any, Any]]:
         return [r for r in self._repositories.values() if isinstance(r, SqlAlchemyRepository)]
 
     async def _begin(self) -> None:
         self._session = self.session_factory()
+        self._driver_known = False
 
     async def _commit(self) -> None:
         for repo in self._sql_repositories():
@@ -101,11 +122,14 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         # On failure the kernel rolls back (``AbstractUnitOfWork.commit``): a
         # COMMIT refused by a deferred constraint leaves SQLite's transaction
         # open, and closing the session would not end it.
+        await self.flush()
+        self._driver_known = False
         await self.session.commit()
         for repo in self._sql_repositories():
             repo.after_commit()
 
     async def _rollback(self) -> None:
+        self._driver_known = False
         if self._session is not None:
             await run_to_completion(self._session.rollback())
         for repo in self._sql_repositories():
@@ -119,6 +143,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         pass
 
     async def _close(self) -> None:
+        self._driver_known = False
         if self._session is not None:
             session, self._session = self._session, None
             # Shielded: a cancellation arriving now must not cut the rollback short.

@@ -1,0 +1,195 @@
+"""The driver path: a unit of work's hot statements straight on asyncpg (``adapters.driver``).
+
+The contract suite runs every repository and unit-of-work behaviour on
+PostgreSQL, where this path is taken; these tests pin what only it could get
+wrong: that it is taken at all, that the objects it reads and writes are left
+in the session as the ORM leaves them, and that a driver error reads as
+SQLAlchemy's would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
+
+from adapters.driver import Driver, Fetched
+from domain.errors import DuplicateKeyError
+from tests.kernel.factories import ThingFactory
+from tests.kernel.things import Thing
+from tests.kernel.things_uow import SqlAlchemyThingUnitOfWork
+from tests.support import postgres
+from tests.support.databases import SqlDatabase
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def postgres_database(postgres_admin_dsn: str) -> AsyncIterator[SqlDatabase]:
+    """A database of this module's own: its tests commit, and the contract suite's
+    exact listings must never see their rows."""
+    name = await postgres.create_database(postgres_admin_dsn, prefix="keel_test_driver")
+    database = SqlDatabase("postgresql", postgres.sqlalchemy_url(postgres_admin_dsn, name))
+    try:
+        await database.start()
+        yield database
+    finally:
+        await database.close()
+        await postgres.drop_database(postgres_admin_dsn, name)
+
+
+@pytest.fixture
+def driver_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The first words of every statement sent on the driver path during the test."""
+    sent: list[str] = []
+    fetch, executemany = Driver.fetch, Driver.executemany
+
+    async def fetching(driver: Driver, sql: str, args: Sequence[Any]) -> Fetched:
+        sent.append(" ".join(sql.split()[:3]))
+        return await fetch(driver, sql, args)
+
+    async def executing(driver: Driver, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        sent.append(" ".join(sql.split()[:3]))
+        await executemany(driver, sql, rows)
+
+    monkeypatch.setattr(Driver, "fetch", fetching)
+    monkeypatch.setattr(Driver, "executemany", executing)
+    return sent
+
+
+async def committed(database: SqlDatabase, thing: Thing) -> Thing:
+    async with SqlAlchemyThingUnitOfWork(database.session_factory) as uow:
+        uow.things.add(thing)
+        await uow.commit()
+    return thing
+
+
+async def test_a_locked_read_a_change_and_an_insert_take_the_driver_path(
+    postgres_database: SqlDatabase, driver_statements: list[str]
+) -> None:
+    thing = await committed(postgres_database, ThingFactory.build())
+    driver_statements.clear()
+
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        found = await uow.things.get_for_update(thing.id)
+        assert found is not None
+        found.increment()
+        uow.things.add(ThingFactory.build())
+        await uow.commit()
+
+    assert driver_statements == [
+        "SELECT kernel_things.id, kernel_things.name,",
+        "INSERT INTO kernel_things",
+        "UPDATE kernel_things AS",
+    ]
+
+
+async def test_an_engine_whose_statements_are_watched_keeps_to_sqlalchemys_cursor(
+    postgres_database: SqlDatabase, driver_statements: list[str]
+) -> None:
+    engine = postgres_database.manager.engine.sync_engine
+    watched: list[str] = []
+
+    def watch(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        watched.append(statement.split()[0])
+
+    event.listen(engine, "before_cursor_execute", watch)
+    try:
+        await committed(postgres_database, ThingFactory.build())
+    finally:
+        event.remove(engine, "before_cursor_execute", watch)
+
+    assert (driver_statements, watched) == ([], ["INSERT"])
+
+
+async def test_a_change_on_the_driver_path_is_kept_with_the_next_version(
+    postgres_database: SqlDatabase,
+) -> None:
+    thing = await committed(postgres_database, ThingFactory.build(count=1))
+
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        found = await uow.things.get_for_update(thing.id)
+        assert found is not None
+        found.increment(by=4)
+        await uow.commit()
+
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        reread = await uow.things.get(thing.id)
+    assert reread is not None
+    assert (reread.count, reread.version) == (5, 2)
+
+
+async def test_a_second_commit_in_one_block_writes_against_the_version_of_the_first(
+    postgres_database: SqlDatabase,
+) -> None:
+    thing = await committed(postgres_database, ThingFactory.build(count=0))
+
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        found = await uow.things.get_for_update(thing.id)
+        assert found is not None
+        found.increment()
+        await uow.commit()
+        found.increment()
+        await uow.commit()
+
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        reread = await uow.things.get(thing.id)
+    assert reread is not None
+    assert (reread.count, reread.version) == (2, 3)
+
+
+async def test_an_aggregate_written_by_a_flush_is_forgotten_by_a_rollback(
+    postgres_database: SqlDatabase,
+) -> None:
+    thing = ThingFactory.build()
+
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        uow.things.add(thing)
+        await uow.flush()
+        await uow.rollback()
+        assert await uow.things.get(thing.id) is None
+
+
+async def test_a_locked_read_returns_the_held_object_with_the_values_committed_since(
+    postgres_database: SqlDatabase,
+) -> None:
+    thing = await committed(postgres_database, ThingFactory.build(count=1))
+
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        held = await uow.things.get(thing.id)
+        async with postgres_database.manager.engine.begin() as other:
+            await other.execute(
+                text("UPDATE kernel_things SET count = 7, version = version + 1 WHERE id = :id"),
+                {"id": thing.id},
+            )
+        locked = await uow.things.get_for_update(thing.id)
+
+    assert locked is held
+    assert held is not None
+    assert (held.count, held.version) == (7, 2)
+
+
+async def test_a_duplicate_written_on_the_driver_path_is_a_duplicate_key_error(
+    postgres_database: SqlDatabase,
+) -> None:
+    thing = await committed(postgres_database, ThingFactory.build())
+
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        uow.things.add(ThingFactory.build(id=thing.id))
+        with pytest.raises(DuplicateKeyError, match="kernel_things_pkey"):
+            await uow.commit()
+
+
+async def test_a_driver_error_reads_as_sqlalchemys_error(
+    postgres_database: SqlDatabase,
+) -> None:
+    async with postgres_database.session_factory() as session:
+        driver = await Driver.of(session)
+        assert driver is not None
+        with pytest.raises(DBAPIError) as refused:
+            await driver.fetch("SELECT 1 / $1::integer", [0])
+
+    assert "division by zero" in str(refused.value)
