@@ -98,6 +98,22 @@ class Driver:
                 raise await self._failed(error, sql, args) from error
         return Fetched(rows, tuple(attribute.type.oid for attribute in attributes or ()))
 
+    async def rows(self, statement: Select[Any], values: dict[str, Any]) -> list[dict[str, Any]]:
+        """The rows of a prebuilt ``SELECT`` (bound with ``values``), by column key.
+
+        For read-side queries built once at import: compiled once per dialect.
+        """
+        compiled, keys, types = _compiled_select(statement, self.dialect)
+        fetched = await self.fetch(compiled.sql, compiled.args(values))
+        processors = _result_processors(types, fetched.types, self.dialect)
+        return [
+            {
+                key: value if process is None else process(value)
+                for key, process, value in zip(keys, processors, row, strict=True)
+            }
+            for row in fetched.rows
+        ]
+
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """One statement for each of ``rows``, pipelined by asyncpg in one round trip."""
         adapter = self._adapter
@@ -166,6 +182,25 @@ def compile_for(statement: Any, dialect: Dialect) -> Compiled:
         compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
     )
     return Compiled(compiled.string, names, dict(compiled.params), processors)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_select(
+    statement: Select[Any], dialect: Dialect
+) -> tuple[Compiled, tuple[str, ...], tuple[Any, ...]]:
+    columns = list(statement.selected_columns)
+    keys = tuple(str(column.key) for column in columns)
+    return compile_for(statement, dialect), keys, tuple(column.type for column in columns)
+
+
+@functools.lru_cache(maxsize=256)
+def _result_processors(
+    types: tuple[Any, ...], oids: tuple[int, ...], dialect: Dialect
+) -> tuple[Processor, ...]:
+    return tuple(
+        kind.dialect_impl(dialect).result_processor(dialect, oid)
+        for kind, oid in zip(types, oids, strict=True)
+    )
 
 
 @dataclass(frozen=True, eq=False)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, exists, or_, select
+from sqlalchemy import Select, bindparam, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adapters.driver import DriverSource
 from adapters.ledger.tables import accounts, transfers
 from adapters.repository import InMemoryStore
 from domain.ledger.account import Account
@@ -41,20 +43,28 @@ TRANSFER = select(
 
 
 class SqlAlchemyLedgerQueries(LedgerQueries):
-    """Core ``SELECT``s on the unit of work's session: rows, not tracked objects."""
+    """Core ``SELECT``s on the unit of work's session: rows, not tracked objects; straight
+    on asyncpg when the unit of work's ``driver`` gives one (``adapters.driver``)."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, driver: DriverSource | None = None) -> None:
         self.session = session
+        self._driver = driver
+
+    async def _row(self, statement: Select[Any], values: dict[str, Any]) -> dict[str, Any] | None:
+        driver = None if self._driver is None else await self._driver()
+        if driver is not None:
+            rows = await driver.rows(statement, values)
+            return rows[0] if rows else None
+        row = (await self.session.execute(statement, values)).one_or_none()
+        return None if row is None else row._asdict()
 
     async def account(self, account_id: UUID, *, owner: str) -> AccountView | None:
-        result = await self.session.execute(ACCOUNT, {"id": account_id, "owner": owner})
-        row = result.one_or_none()
-        return None if row is None else AccountView(**row._asdict())
+        row = await self._row(ACCOUNT, {"id": account_id, "owner": owner})
+        return None if row is None else AccountView(**row)
 
     async def transfer(self, transfer_id: UUID, *, viewer: str) -> TransferView | None:
-        result = await self.session.execute(TRANSFER, {"id": transfer_id, "viewer": viewer})
-        row = result.one_or_none()
-        return None if row is None else TransferView(**row._asdict())
+        row = await self._row(TRANSFER, {"id": transfer_id, "viewer": viewer})
+        return None if row is None else TransferView(**row)
 
 
 class InMemoryLedgerQueries(LedgerQueries):
