@@ -48,6 +48,7 @@ from sqlalchemy import event
 from adapters.brokers import Delivery
 from adapters.brokers.redis_streams import RedisStreamsBroker
 from adapters.database import DatabaseSessionManager
+from adapters.driver import Driver, Fetched
 from adapters.ledger.messages import COMMANDS_STREAM, EVENTS_STREAM
 from adapters.migrate import upgrade_to_head_async
 from adapters.outbox import SqlAlchemyOutboxStore
@@ -408,9 +409,23 @@ class Counts:
 
 @contextlib.contextmanager
 def counting_sql(arena: Arena) -> Any:
-    """Count Keel's SQL statements, commits and rollbacks while inside the block."""
+    """Count Keel's SQL statements, commits and rollbacks while inside the block.
+
+    Statements are counted where they leave: SQLAlchemy's dialect (``do_execute*``)
+    and the driver path. A ``before_cursor_execute`` listener would switch the
+    driver path off (``adapters.driver``) and profile another program.
+    """
     counts = Counts()
     engine = arena.manager.engine.sync_engine
+    fetch, executemany = Driver.fetch, Driver.executemany
+
+    async def fetching(driver: Driver, sql: str, args: Sequence[Any]) -> Fetched:
+        counts.statements += 1
+        return await fetch(driver, sql, args)
+
+    async def executing(driver: Driver, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        counts.statements += 1
+        await executemany(driver, sql, rows)
 
     def statement(*_: Any) -> None:
         counts.statements += 1
@@ -425,16 +440,22 @@ def counting_sql(arena: Arena) -> Any:
         counts.checkouts += 1
 
     hooks = (
-        ("before_cursor_execute", statement),
+        ("do_execute", statement),
+        ("do_execute_no_params", statement),
+        ("do_executemany", statement),
         ("commit", commit),
         ("rollback", rollback),
         ("checkout", checkout),  # a pool event; liveness checked without a round trip
     )
     for name, hook in hooks:
         event.listen(engine, name, hook)
+    setattr(Driver, "fetch", fetching)  # noqa: B010 - a bench's spy, undone below
+    setattr(Driver, "executemany", executing)  # noqa: B010
     try:
         yield counts
     finally:
+        setattr(Driver, "fetch", fetch)  # noqa: B010
+        setattr(Driver, "executemany", executemany)  # noqa: B010
         for name, hook in hooks:
             event.remove(engine, name, hook)
 
