@@ -26,14 +26,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Column, Select, Table, bindparam, inspect, select
+from sqlalchemy import Column, Connection, Select, Table, bindparam, inspect, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ColumnProperty, Mapper, Session
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.util import greenlet_spawn
 
 from adapters import audit
 from adapters.database import ReadOnlySession, run_to_completion
@@ -59,7 +60,7 @@ class Driver:
     after its lazy ``BEGIN``, through its prepared-statement cache.
     """
 
-    def __init__(self, connection: AsyncConnection, adapter: Any) -> None:
+    def __init__(self, connection: Connection, adapter: Any) -> None:
         self._connection = connection
         self._adapter = adapter
         self.dialect = connection.dialect
@@ -71,13 +72,20 @@ class Driver:
         if bind is None or bind.dialect.driver != "asyncpg":
             return None
         connection = await session.connection()
-        events = connection.sync_connection.dispatch if connection.sync_connection else None
-        if events is None or events.before_cursor_execute or events.after_cursor_execute:
+        return None if connection.sync_connection is None else cls.on(connection.sync_connection)
+
+    @classmethod
+    def on(cls, connection: Connection) -> Driver | None:
+        """The driver under ``connection`` (one already connected: no I/O, so SQLAlchemy's
+        events may ask too), or ``None`` where only the ORM path applies."""
+        if connection.dialect.driver != "asyncpg":
+            return None
+        events = connection.dispatch
+        if events.before_cursor_execute or events.after_cursor_execute:
             # Someone watches every statement (tracing's SQL spans, a test's log):
             # they would miss the driver's.
             return None
-        raw = await connection.get_raw_connection()
-        adapter = raw.dbapi_connection
+        adapter = connection.connection.dbapi_connection
         if not all(hasattr(adapter, part) for part in _ADAPTER_PARTS):
             return None
         return cls(connection, adapter)
@@ -135,7 +143,7 @@ class Driver:
         the interrupted statement goes out first (a bare ``terminate`` would drop it too).
         """
         if not isinstance(error, Exception):
-            await run_to_completion(self._connection.invalidate())
+            await run_to_completion(greenlet_spawn(self._connection.invalidate))
             return error
         try:
             self._adapter._handle_exception(error)
@@ -143,13 +151,13 @@ class Driver:
             error = dbapi_error
         disconnected = self.dialect.is_disconnect(error, self._adapter, None)  # type: ignore[arg-type]
         if disconnected:
-            await run_to_completion(self._connection.invalidate())
+            await run_to_completion(greenlet_spawn(self._connection.invalidate))
         return DBAPIError.instance(
             sql,
             args,
             error,
             self.dialect.loaded_dbapi.Error,
-            hide_parameters=self._connection.sync_engine.hide_parameters,
+            hide_parameters=self._connection.engine.hide_parameters,
             connection_invalidated=disconnected,
             dialect=self.dialect,
         )
