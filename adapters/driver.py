@@ -225,17 +225,14 @@ class RowPlan:
     relationships: tuple[str, ...]
     dialect: Dialect
 
-    @functools.lru_cache(maxsize=4)  # noqa: B019 - plans live as long as the process
-    def results(self, types: tuple[int, ...]) -> tuple[Processor, ...]:
-        """Each column's result processor, for the column types a statement returned."""
-        return tuple(
-            column.type.dialect_impl(self.dialect).result_processor(self.dialect, oid)
-            for column, oid in zip(self.table.columns, types, strict=True)
-        )
-
     def adopt_all(self, session: Session, fetched: Fetched, *, refresh: bool) -> list[Any]:
-        results = self.results(fetched.types)
+        """The session's objects for the rows of ``fetched`` (see :meth:`adopt`)."""
+        results = _result_processors(self._column_types, fetched.types, self.dialect)
         return [self.adopt(session, results, row, refresh=refresh) for row in fetched.rows]
+
+    @functools.cached_property
+    def _column_types(self) -> tuple[Any, ...]:
+        return tuple(column.type for column in self.table.columns)
 
     @functools.cached_property
     def binds(self) -> tuple[Processor, ...]:
@@ -246,11 +243,6 @@ class RowPlan:
 
     def _select(self) -> Select[Any]:
         return select(*self.table.columns)
-
-    @functools.cached_property
-    def by_identity(self) -> Compiled:
-        key = self.table.columns[self.identity]
-        return compile_for(self._select().where(key == bindparam("pk")), self.dialect)
 
     @functools.cached_property
     def locked_by_identity(self) -> Compiled:
@@ -363,12 +355,12 @@ class RowPlan:
         return row
 
 
-_PLANS: dict[tuple[type[Any], str], RowPlan | None] = {}
+_PLANS: dict[tuple[type[Any], str, str], RowPlan | None] = {}
 
 
 def row_plan(kind: type[Any], dialect: Dialect) -> RowPlan | None:
     """The plan of ``kind``, or ``None`` where its mapping needs the ORM."""
-    found = (kind, dialect.name)
+    found = (kind, dialect.name, dialect.driver)
     if found in _PLANS:
         return _PLANS[found]
     mapper: Mapper[Any] = inspect(kind)
@@ -393,6 +385,7 @@ def row_plan(kind: type[Any], dialect: Dialect) -> RowPlan | None:
         )
         and (mapper.version_id_col is None or callable(mapper.version_id_generator))
         and all(c.default is None and c.server_default is None for c in table.columns)
+        and all(c.identity is None and c.computed is None for c in table.columns)
         and all(c.onupdate is None and c.server_onupdate is None for c in table.columns)
         and not (events.before_insert or events.after_insert)
         and not (events.before_update or events.after_update)
@@ -515,8 +508,8 @@ class _Writes:
 
     def insert(self, plan: RowPlan, aggregate: Any) -> bool:
         row = plan.row_of(aggregate, new=True)
-        if row is None:
-            return False
+        if row is None or row[plan.identity] is None:
+            return False  # ... or a key the database generates: the ORM reads it back
         if plan.version is not None:
             self._version(plan, aggregate, row, was=None)
         self.inserts.setdefault(plan.table, []).append((aggregate, plan, row))
