@@ -245,6 +245,11 @@ class RowPlan:
         return select(*self.table.columns)
 
     @functools.cached_property
+    def by_identity(self) -> Compiled:
+        key = self.table.columns[self.identity]
+        return compile_for(self._select().where(key == bindparam("pk")), self.dialect)
+
+    @functools.cached_property
     def locked_by_identity(self) -> Compiled:
         key = self.table.columns[self.identity]
         statement = self._select().where(key == bindparam("pk")).with_for_update()

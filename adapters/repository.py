@@ -490,14 +490,15 @@ class SqlAlchemyRepository(Repository[T, K]):
     async def _get(self, ident: K, *, for_update: bool) -> T | None:
         if self._bulk and (written := self._bulk.attach(ident)) is not None:
             return written
-        # populate_existing on a locking read: the row may have changed since
-        # this session last saw it, and the lock is only worth having with
-        # the current values.
-        if for_update and (driven := await self._driven()) is not None:
+        found: T | None
+        if (for_update or not self._holds(ident)) and (driven := await self._driven()):
+            # populate_existing on a locking read: the row may have changed since
+            # this session last saw it, and the lock is only worth having with
+            # the current values.
             driver, plan = driven
-            compiled = plan.locked_by_identity
+            compiled = plan.locked_by_identity if for_update else plan.by_identity
             fetched = await driver.fetch(compiled.sql, compiled.args({"pk": ident}))
-            adopted = plan.adopt_all(self.session.sync_session, fetched, refresh=True)
+            adopted = plan.adopt_all(self.session.sync_session, fetched, refresh=for_update)
             found = adopted[0] if adopted else None
         elif for_update:
             found = (await self.session.scalars(locking_get(self.kind), {"pk": ident})).first()
@@ -506,6 +507,14 @@ class SqlAlchemyRepository(Repository[T, K]):
         # A removed aggregate stays in the identity map until the next flush,
         # and get() answers from that map without flushing.
         return None if found is None or found in self.session.deleted else found
+
+    def _holds(self, ident: K) -> bool:
+        """Whether the session holds ``ident``: ``get`` then answers from its map, as the
+        ORM's ``Session.get`` does (refreshing it if a rollback expired it)."""
+        if self._driver_source is None:
+            return True  # the ORM's path either way
+        key = inspect(self.kind).identity_key_from_primary_key((ident,))
+        return key in self.session.sync_session.identity_map
 
     async def _list(self, query: Query) -> list[T]:
         self.attach_all()

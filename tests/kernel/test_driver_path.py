@@ -193,3 +193,17 @@ async def test_a_driver_error_reads_as_sqlalchemys_error(
             await driver.fetch("SELECT 1 / $1::integer", [0])
 
     assert "division by zero" in str(refused.value)
+
+
+async def test_a_get_reads_on_the_driver_path_once_then_answers_from_the_session(
+    postgres_database: SqlDatabase, driver_statements: list[str]
+) -> None:
+    thing = await committed(postgres_database, ThingFactory.build())
+    driver_statements.clear()
+
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        first = await uow.things.get(thing.id)
+        again = await uow.things.get(thing.id)
+
+    assert first is again
+    assert driver_statements == ["SELECT kernel_things.id, kernel_things.name,"]
