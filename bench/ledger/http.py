@@ -584,7 +584,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "and the HTTP stack's ceiling.",
     )
     parser.add_argument(
-        "--seconds", type=int, default=1, help="seconds per variant, endpoint, round (1)"
+        "--seconds", type=int, default=3, help="seconds per variant, endpoint, round (3)"
     )
     parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (6)")
     parser.add_argument(
