@@ -59,7 +59,7 @@ from adapters.database import safe_url
 from adapters.repository import InMemoryStore
 from tests.faults.harness import LeakCheck
 from tests.support import postgres, tokens
-from tests.support.databases import Backend, SqlDatabase, SyncSqlDatabase
+from tests.support.databases import Backend, SqlDatabase, SyncSqlDatabase, own_postgres_database
 
 
 @pytest.fixture(autouse=True)
@@ -118,14 +118,8 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 async def postgres_database(postgres_admin_dsn: str) -> AsyncIterator[SqlDatabase]:
-    name = await postgres.create_database(postgres_admin_dsn, prefix="keel_test_isolated")
-    database = SqlDatabase("postgresql", postgres.sqlalchemy_url(postgres_admin_dsn, name))
-    try:
-        await database.start()
+    async with own_postgres_database(postgres_admin_dsn, "keel_test_isolated") as database:
         yield database
-    finally:
-        await database.close()
-        await postgres.drop_database(postgres_admin_dsn, name)
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,7 @@ from domain.errors import DuplicateKeyError
 from tests.kernel.factories import ThingFactory
 from tests.kernel.things import Thing
 from tests.kernel.things_uow import SqlAlchemyThingUnitOfWork
-from tests.support import postgres
-from tests.support.databases import SqlDatabase
+from tests.support.databases import SqlDatabase, own_postgres_database
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +30,8 @@ pytestmark = pytest.mark.integration
 async def postgres_database(postgres_admin_dsn: str) -> AsyncIterator[SqlDatabase]:
     """A database of this module's own: its tests commit, and the contract suite's
     exact listings must never see their rows."""
-    name = await postgres.create_database(postgres_admin_dsn, prefix="keel_test_driver")
-    database = SqlDatabase("postgresql", postgres.sqlalchemy_url(postgres_admin_dsn, name))
-    try:
-        await database.start()
+    async with own_postgres_database(postgres_admin_dsn, "keel_test_driver") as database:
         yield database
-    finally:
-        await database.close()
-        await postgres.drop_database(postgres_admin_dsn, name)
 
 
 @pytest.fixture
@@ -105,6 +98,14 @@ async def test_an_engine_whose_statements_are_watched_keeps_to_sqlalchemys_curso
     assert (driver_statements, watched) == ([], ["INSERT"])
 
 
+async def reread(database: SqlDatabase, thing: Thing) -> tuple[int, int]:
+    """The count and version committed for ``thing``."""
+    async with SqlAlchemyThingUnitOfWork(database.session_factory) as uow:
+        found = await uow.things.get(thing.id)
+    assert found is not None
+    return found.count, found.version
+
+
 async def test_a_change_on_the_driver_path_is_kept_with_the_next_version(
     postgres_database: SqlDatabase,
 ) -> None:
@@ -116,10 +117,7 @@ async def test_a_change_on_the_driver_path_is_kept_with_the_next_version(
         found.increment(by=4)
         await uow.commit()
 
-    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
-        reread = await uow.things.get(thing.id)
-    assert reread is not None
-    assert (reread.count, reread.version) == (5, 2)
+    assert await reread(postgres_database, thing) == (5, 2)
 
 
 async def test_a_second_commit_in_one_block_writes_against_the_version_of_the_first(
@@ -135,10 +133,7 @@ async def test_a_second_commit_in_one_block_writes_against_the_version_of_the_fi
         found.increment()
         await uow.commit()
 
-    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
-        reread = await uow.things.get(thing.id)
-    assert reread is not None
-    assert (reread.count, reread.version) == (2, 3)
+    assert await reread(postgres_database, thing) == (2, 3)
 
 
 async def test_an_aggregate_written_by_a_flush_is_forgotten_by_a_rollback(

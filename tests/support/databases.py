@@ -30,6 +30,7 @@ from adapters.database import DatabaseSessionManager, metadata
 from adapters.repository import InMemoryStore
 from adapters.sync_database import SyncDatabaseSessionManager
 from service_layer.unit_of_work import AbstractUnitOfWork
+from tests.support import postgres
 
 BackendName = Literal["memory", "postgresql", "sqlite"]
 UowT = TypeVar("UowT", bound=AbstractUnitOfWork)
@@ -214,3 +215,16 @@ class SyncSqlDatabase:
             finally:
                 if transaction.is_active:
                     transaction.rollback()
+
+
+@contextlib.asynccontextmanager
+async def own_postgres_database(admin_dsn: str, prefix: str) -> AsyncIterator[SqlDatabase]:
+    """A PostgreSQL database made for the caller, its schema created, dropped after."""
+    name = await postgres.create_database(admin_dsn, prefix=prefix)
+    database = SqlDatabase("postgresql", postgres.sqlalchemy_url(admin_dsn, name))
+    try:
+        await database.start()
+        yield database
+    finally:
+        await database.close()
+        await postgres.drop_database(admin_dsn, name)
