@@ -137,6 +137,19 @@ def _refuse_write_statements(state: ORMExecuteState) -> None:
         )
 
 
+class ReadSessions(async_sessionmaker[AsyncSession]):
+    """Makes :class:`ReadOnlySession` s; ``driver_engine`` is set when their reads may skip
+    the session (autocommit on asyncpg): a read unit of work on the driver path then takes
+    a connection of that engine straight, and makes a session only if asked for one."""
+
+    def __init__(self, engine: AsyncEngine, *, autocommit: bool) -> None:
+        bind = engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
+        super().__init__(
+            bind, sync_session_class=ReadOnlySession, expire_on_commit=False, autoflush=False
+        )
+        self.driver_engine = bind if autocommit and engine.dialect.driver == "asyncpg" else None
+
+
 def read_session_factory(
     engine: AsyncEngine, *, transaction_pooler: bool = False
 ) -> async_sessionmaker[AsyncSession]:
@@ -150,12 +163,7 @@ def read_session_factory(
     is switched to autocommit (an in-memory database shares one connection).
     """
     autocommit = engine.dialect.name == "postgresql" and not transaction_pooler
-    return async_sessionmaker(
-        engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine,
-        sync_session_class=ReadOnlySession,
-        expire_on_commit=False,
-        autoflush=False,
-    )
+    return ReadSessions(engine, autocommit=autocommit)
 
 
 def safe_url(url: str | URL) -> str:

@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from adapters.database import run_to_completion
+from adapters.database import ReadSessions, run_to_completion
 from adapters.driver import Driver
 from adapters.driver import flush as driver_flush
 from adapters.repository import (
@@ -80,6 +80,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         super().__init__()
         self.session_factory = session_factory
         self._session: AsyncSession | None = None
+        self._connection: AsyncConnection | None = None
+        """A read's connection taken without a session (``ReadSessions.driver_engine``)."""
         self._driver: Driver | None = None
         self._driver_known = False
         """Whether ``_driver`` is the current transaction's (``None`` there: the ORM's path
@@ -89,7 +91,10 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     def session(self) -> AsyncSession:
         """The session of the active block, for read-side queries that bypass aggregates."""
         self._require_active("the session")
-        assert self._session is not None
+        if self._session is None:
+            # A read that began without one: on the connection it already holds, if any.
+            bind = {} if self._connection is None else {"bind": self._connection}
+            self._session = self.session_factory(**bind)
         return self._session
 
     def _make_repository(self, kind: type[T]) -> Repository[T, Any]:
@@ -99,8 +104,18 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         """asyncpg under this block's transaction, for statements on the hot path; ``None``
         on other drivers."""
         if not self._driver_known:
-            self._driver, self._driver_known = await Driver.of(self.session), True
+            self._driver, self._driver_known = await self._find_driver(), True
         return self._driver
+
+    async def _find_driver(self) -> Driver | None:
+        engine = _sessionless_reads(self.session_factory)
+        if self._session is None and engine is not None:
+            # A read on the driver path needs no session: about a quarter of its CPU.
+            if self._connection is None:
+                self._connection = await engine.connect()
+            assert self._connection.sync_connection is not None
+            return Driver.on(self._connection.sync_connection)
+        return await Driver.of(self.session)
 
     async def flush(self) -> None:
         """Write what is staged, inside the transaction: straight on asyncpg where the
@@ -113,8 +128,9 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         return [r for r in self._repositories.values() if isinstance(r, SqlAlchemyRepository)]
 
     async def _begin(self) -> None:
-        self._session = self.session_factory()
         self._driver_known = False
+        sessionless = _sessionless_reads(self.session_factory) is not None
+        self._session = None if sessionless else self.session_factory()
 
     async def _commit(self) -> None:
         for repo in self._sql_repositories():
@@ -148,6 +164,9 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             session, self._session = self._session, None
             # Shielded: a cancellation arriving now must not cut the rollback short.
             await run_to_completion(session.close())
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await run_to_completion(connection.close())
 
     @contextlib.asynccontextmanager
     async def _savepoint(self) -> AsyncIterator[None]:
@@ -166,6 +185,11 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
 
     def translate_error(self, exc: BaseException) -> Exception | None:
         return translate_sql_error(exc)
+
+
+def _sessionless_reads(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine | None:
+    """The engine a read unit of work takes its connection from without a session, if any."""
+    return sessions.driver_engine if isinstance(sessions, ReadSessions) else None
 
 
 def _unique_key_of(exc: DBAPIError) -> str | None:

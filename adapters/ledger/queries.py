@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -46,8 +47,10 @@ class SqlAlchemyLedgerQueries(LedgerQueries):
     """Core ``SELECT``s on the unit of work's session: rows, not tracked objects; straight
     on asyncpg when the unit of work's ``driver`` gives one (``adapters.driver``)."""
 
-    def __init__(self, session: AsyncSession, driver: DriverSource | None = None) -> None:
-        self.session = session
+    def __init__(
+        self, session: Callable[[], AsyncSession], driver: DriverSource | None = None
+    ) -> None:
+        self._session = session  # asked for only on the ORM's path: a read may have none
         self._driver = driver
 
     async def _row(self, statement: Select[Any], values: dict[str, Any]) -> dict[str, Any] | None:
@@ -55,7 +58,7 @@ class SqlAlchemyLedgerQueries(LedgerQueries):
         if driver is not None:
             rows = await driver.rows(statement, values)
             return rows[0] if rows else None
-        row = (await self.session.execute(statement, values)).one_or_none()
+        row = (await self._session().execute(statement, values)).one_or_none()
         return None if row is None else row._asdict()
 
     async def account(self, account_id: UUID, *, owner: str) -> AccountView | None:

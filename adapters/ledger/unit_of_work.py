@@ -21,7 +21,8 @@ from service_layer.ledger.unit_of_work import LedgerUnitOfWork
 class SqlAlchemyLedgerUnitOfWork(LedgerUnitOfWork, SqlAlchemyUnitOfWork):
     @property
     def queries(self) -> LedgerQueries:
-        return SqlAlchemyLedgerQueries(self.session, self.driver)
+        self._require_active("queries")
+        return SqlAlchemyLedgerQueries(lambda: self.session, self.driver)
 
     def translate_error(self, exc: BaseException) -> Exception | None:
         # Two requests with the same new reference (or account id) both find

@@ -202,3 +202,19 @@ async def test_a_get_reads_on_the_driver_path_once_then_answers_from_the_session
 
     assert first is again
     assert driver_statements == ["SELECT kernel_things.id, kernel_things.name,"]
+
+
+async def test_a_read_takes_one_connection_for_its_driver_and_its_session_alike(
+    postgres_database: SqlDatabase,
+) -> None:
+    manager = postgres_database.manager
+    backend = "SELECT pg_backend_pid()"
+
+    async with SqlAlchemyThingUnitOfWork(manager.read_session_factory) as uow:
+        driver = await uow.driver()
+        assert driver is not None
+        through_driver = (await driver.fetch(backend, [])).rows[0][0]
+        through_session = await uow.session.scalar(text(backend))
+
+    assert through_driver == through_session
+    assert manager.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
