@@ -138,9 +138,12 @@ def _refuse_write_statements(state: ORMExecuteState) -> None:
 
 
 class ReadSessions(async_sessionmaker[AsyncSession]):
-    """Makes :class:`ReadOnlySession` s; ``driver_engine`` is set when their reads may skip
-    the session (autocommit on asyncpg): a read unit of work on the driver path then takes
-    a connection of that engine straight, and makes a session only if asked for one."""
+    """The factory of read-only sessions (:class:`ReadOnlySession`).
+
+    ``driver_engine`` is set where reads may skip the session altogether (autocommit on
+    asyncpg): a read unit of work on the driver path then takes a connection of that
+    engine straight, and makes a session, on that connection, only if asked for one.
+    """
 
     def __init__(self, engine: AsyncEngine, *, autocommit: bool) -> None:
         bind = engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
