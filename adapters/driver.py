@@ -183,7 +183,10 @@ class Compiled:
         return found
 
 
+@functools.lru_cache(maxsize=256)
 def compile_for(statement: Any, dialect: Dialect) -> Compiled:
+    """``statement`` compiled for ``dialect``, once: for statements built once (module
+    constants, a plan's), as every hot-path statement is."""
     compiled = statement.compile(dialect=dialect)
     names = tuple(compiled.positiontup or ())
     processors = tuple(

@@ -40,14 +40,13 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.util import await_
 
 from adapters.database import metadata
-from adapters.driver import Compiled, Driver, compile_for
+from adapters.driver import Driver, compile_for
 from adapters.unit_of_work import InMemoryUnitOfWork, SqlAlchemyUnitOfWork
 from domain.aggregate import Aggregate, Event
 from service_layer.messagebus import DuplicateMessage
@@ -106,11 +105,6 @@ def _claim_statement(dialect: str) -> Insert:
     )
 
 
-@functools.lru_cache(maxsize=4)
-def _compiled_claim(statement: Insert, dialect: Dialect) -> Compiled:
-    return compile_for(statement, dialect)
-
-
 class _InboxClaim:
     """A commit hook that records one message once, then steps aside."""
 
@@ -153,7 +147,7 @@ class _FirstStatementClaim(_InboxClaim):
         driver = Driver.on(connection)
         if driver is not None:
             # On every guarded message's path: asyncpg straight (adapters.driver).
-            compiled = _compiled_claim(statement, driver.dialect)
+            compiled = compile_for(statement, driver.dialect)
             claimed = bool(await_(driver.fetch(compiled.sql, compiled.args(parameters))).rows)
         else:
             claimed = connection.execute(statement, parameters).first() is not None
