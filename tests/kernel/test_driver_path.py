@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from adapters.driver import Driver, Fetched
 from domain.errors import DuplicateKeyError
@@ -218,3 +219,22 @@ async def test_a_read_takes_one_connection_for_its_driver_and_its_session_alike(
 
     assert through_driver == through_session
     assert manager.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_driver_error_shows_no_parameters_when_the_engine_hides_them(
+    postgres_database: SqlDatabase,
+) -> None:
+    engine = create_async_engine(postgres_database.url, hide_parameters=True)
+    secret = "s3cret-value"
+    try:
+        async with AsyncSession(engine) as session:
+            driver = await Driver.of(session)
+            assert driver is not None
+            with pytest.raises(DBAPIError) as refused:
+                # Division by zero: the server's message does not repeat the value.
+                await driver.fetch("SELECT 1 / (length($1::text) - 12)", [secret])
+    finally:
+        await engine.dispose()
+
+    assert "division by zero" in str(refused.value)
+    assert secret not in str(refused.value)
