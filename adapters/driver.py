@@ -22,6 +22,7 @@ whose statements someone watches through SQLAlchemy's cursor events (tracing).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -260,7 +261,7 @@ class RowPlan:
 
     @functools.cached_property
     def _types(self) -> list[str]:
-        return [column.type.compile(dialect=self.dialect) for column in self.table.columns]
+        return [cast_type(column.type, self.dialect) for column in self.table.columns]
 
     @functools.cached_property
     def insert(self) -> str:
@@ -361,6 +362,18 @@ class RowPlan:
                 return None
             row.append(value if process is None else process(value))
         return row
+
+
+_MODIFIERS = re.compile(r"\(\s*\d+(?:\s*,\s*\d+)?\s*\)")
+_UNLIMITED = {"CHAR": "BPCHAR", "CHARACTER": "BPCHAR", "NCHAR": "BPCHAR", "BIT": "VARBIT"}
+
+
+def cast_type(kind: Any, dialect: Dialect) -> str:
+    """The type a ``$n::type`` placeholder names for a column of ``kind``: without its
+    length or precision, since an explicit cast to ``VARCHAR(3)`` cuts a longer value
+    where the column's own assignment refuses it ("value too long")."""
+    name = _MODIFIERS.sub("", kind.compile(dialect=dialect))
+    return _UNLIMITED.get(name.strip(), name)
 
 
 _PLANS: dict[tuple[type[Any], str, str], RowPlan | None] = {}

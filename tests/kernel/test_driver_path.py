@@ -238,3 +238,27 @@ async def test_a_driver_error_shows_no_parameters_when_the_engine_hides_them(
 
     assert "division by zero" in str(refused.value)
     assert secret not in str(refused.value)
+
+
+async def test_a_new_value_longer_than_its_column_is_refused_not_cut(
+    postgres_database: SqlDatabase,
+) -> None:
+    too_long = "x" * 101  # the column is String(100)
+
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        uow.things.add(ThingFactory.build(name=too_long))
+        with pytest.raises(DBAPIError, match="value too long"):
+            await uow.commit()
+
+
+async def test_a_changed_value_longer_than_its_column_is_refused_not_cut(
+    postgres_database: SqlDatabase,
+) -> None:
+    thing = await committed(postgres_database, ThingFactory.build())
+
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        found = await uow.things.get_for_update(thing.id)
+        assert found is not None
+        found.rename("x" * 101)
+        with pytest.raises(DBAPIError, match="value too long"):
+            await uow.commit()
