@@ -28,4 +28,4 @@ pytestmark = pytest.mark.unit
 def test_a_placeholder_is_cast_to_its_columns_type_without_a_length_that_would_cut(
     kind: TypeEngine[object], cast: str
 ) -> None:
-    assert cast_type(kind, postgresql.asyncpg.dialect()) == cast
+    assert cast_type(kind, postgresql.dialect()) == cast
