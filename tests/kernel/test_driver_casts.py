@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import ARRAY, CHAR, Numeric, String, Uuid
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TIMESTAMP, TypeEngine
 
 from adapters.driver import cast_type
 
 pytestmark = pytest.mark.unit
+
+POSTGRESQL: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
 @pytest.mark.parametrize(
@@ -28,4 +31,4 @@ pytestmark = pytest.mark.unit
 def test_a_placeholder_is_cast_to_its_columns_type_without_a_length_that_would_cut(
     kind: TypeEngine[object], cast: str
 ) -> None:
-    assert cast_type(kind, postgresql.dialect()) == cast
+    assert cast_type(kind, POSTGRESQL) == cast
