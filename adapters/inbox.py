@@ -166,6 +166,24 @@ class _FirstStatementClaim(_InboxClaim):
         return await claim(session, message_id, handler)
 
 
+_CLAIMS = "keel.inbox.claims"
+"""``Session.info`` key of the claims a unit of work's session makes as it begins."""
+
+
+@event.listens_for(Session, "after_begin")
+def _claim_first(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    """Run the claims of ``session``, if it has any, as its transaction begins.
+
+    One listener for every session, registered once: a listener per session costs
+    SQLAlchemy's event registry more than the claim's own statement.
+    """
+    claims: list[_FirstStatementClaim] | None = session.info.get(_CLAIMS)
+    if not claims or transaction.parent is not None:  # a savepoint: its root claimed
+        return
+    for claim in claims:
+        claim.at_begin(transaction, connection)
+
+
 class _ClaimingSessions(async_sessionmaker[AsyncSession]):
     """A unit of work's session factory whose sessions claim its messages first."""
 
@@ -175,16 +193,8 @@ class _ClaimingSessions(async_sessionmaker[AsyncSession]):
 
     def __call__(self, **local_kw: Any) -> AsyncSession:
         session = super().__call__(**local_kw)
-        event.listen(session.sync_session, "after_begin", self._claim_first)
+        session.sync_session.info[_CLAIMS] = self.claims
         return session
-
-    def _claim_first(
-        self, _session: Session, transaction: SessionTransaction, connection: Connection
-    ) -> None:
-        if transaction.parent is not None:  # a savepoint: its root transaction claimed
-            return
-        for claim in self.claims:
-            claim.at_begin(transaction, connection)
 
 
 class SqlAlchemyInbox:
