@@ -216,6 +216,58 @@ def _result_processors(
 
 
 @dataclass(frozen=True, eq=False)
+class InsertPlan:
+    """``INSERT`` of some columns of one table, for any number of rows."""
+
+    table: Table
+    columns: tuple[Column[Any], ...]
+    keys: tuple[str, ...]
+    """The key of each column's value in a row given to :meth:`bound`."""
+    returning: str
+    """A SQL expression each inserted row returns (``pg_notify(...)``), or nothing."""
+    dialect: Dialect
+
+    @functools.cached_property
+    def binds(self) -> tuple[Processor, ...]:
+        return tuple(
+            column.type.dialect_impl(self.dialect).bind_processor(self.dialect)
+            for column in self.columns
+        )
+
+    def bound(self, values: dict[str, Any]) -> list[Any]:
+        """One row's values, by key, as the driver takes them."""
+        return [
+            value if process is None else process(value)
+            for process, value in zip(self.binds, (values[key] for key in self.keys), strict=True)
+        ]
+
+    def rows(self, rows: list[list[Any]]) -> Write:
+        """The write of ``rows`` (each as :meth:`bound` gives it)."""
+        return Write(self, rows)
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - plans live as long as the process
+    def sql(self, rows: int, start: int = 1, after: str = "") -> str:
+        """``INSERT`` of ``rows`` rows, placeholders numbered from ``start``; with ``after``,
+        a condition evaluated first (:func:`_in_one_statement`), every row returns."""
+        preparer = self.dialect.identifier_preparer
+        casts = [cast_type(column.type, self.dialect) for column in self.columns]
+        width = len(casts)
+        values = ", ".join(
+            "("
+            + ", ".join(f"${start + row * width + i}::{kind}" for i, kind in enumerate(casts))
+            + ")"
+            for row in range(rows)
+        )
+        names = ", ".join(preparer.quote(column.name) for column in self.columns)
+        table = f"INSERT INTO {preparer.format_table(self.table)} ({names})"
+        returning = self.returning or ("1" if after else "")
+        tail = f" RETURNING {returning}" if returning else ""
+        if after:
+            return f"{table} SELECT * FROM (VALUES {values}) AS v WHERE {after}{tail}"
+        return f"{table} VALUES {values}{tail}"
+
+
+@dataclass(frozen=True, eq=False)
 class RowPlan:
     """How the driver path reads and writes one mapped class: one table, a one-column key."""
 
@@ -264,12 +316,9 @@ class RowPlan:
         return [cast_type(column.type, self.dialect) for column in self.table.columns]
 
     @functools.cached_property
-    def insert(self) -> str:
+    def inserting(self) -> InsertPlan:
         """``INSERT`` of every column, in the table's order (what :meth:`row_of` gives)."""
-        preparer = self.dialect.identifier_preparer
-        names = ", ".join(preparer.quote(column.name) for column in self.table.columns)
-        values = ", ".join(f"${index + 1}::{kind}" for index, kind in enumerate(self._types))
-        return f"INSERT INTO {preparer.format_table(self.table)} ({names}) VALUES ({values})"
+        return InsertPlan(self.table, tuple(self.table.columns), self.keys, "", self.dialect)
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - plans live as long as the process
     def listing(
@@ -294,16 +343,21 @@ class RowPlan:
             raise ValueError(f"{kind}.{name} is not a mapped attribute; it cannot be queried")
         return self.table.columns[self.keys.index(name)]
 
-    @functools.lru_cache(maxsize=16)  # noqa: B019 - plans live as long as the process
-    def update(self, rows: int) -> str:
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - plans live as long as the process
+    def update(self, rows: int, start: int = 1, after: str = "") -> str:
         """One ``UPDATE`` of ``rows`` rows from a ``VALUES`` list, each row ``(version read,
-        every column)``; version-checked, ``RETURNING`` the key of each row it matched."""
+        every column)``; version-checked, ``RETURNING`` the key of each row it matched.
+
+        Placeholders are numbered from ``start``; ``after`` is a condition that must be
+        evaluated first (:func:`_in_one_statement`)."""
         preparer = self.dialect.identifier_preparer
         columns = list(self.table.columns)
         kinds = [self._types[self.version] if self.version is not None else "INTEGER", *self._types]
         width = len(kinds)
         values = ", ".join(
-            "(" + ", ".join(f"${row * width + i + 1}::{kind}" for i, kind in enumerate(kinds)) + ")"
+            "("
+            + ", ".join(f"${start + row * width + i}::{kind}" for i, kind in enumerate(kinds))
+            + ")"
             for row in range(rows)
         )
         names = ", ".join(["was", *(f"c{index}" for index in range(len(columns)))])
@@ -316,6 +370,8 @@ class RowPlan:
         guard = f"t.{key} = v.c{self.identity}"
         if self.version is not None:
             guard += f" AND t.{preparer.quote(columns[self.version].name)} = v.was"
+        if after:
+            guard += f" AND {after}"
         return (
             f"UPDATE {preparer.format_table(self.table)} AS t SET {assignments} "
             f"FROM (VALUES {values}) AS v ({names}) WHERE {guard} RETURNING t.{key}"
@@ -450,9 +506,12 @@ def _loaded(session: Session, aggregate: Any, identity_key: Any) -> None:
 # -- the flush -----------------------------------------------------------------------------
 
 
-async def flush(session: AsyncSession, driver: Driver) -> bool:
-    """Write the session's new and changed objects as a flush would; ``False`` (nothing
-    written, nothing changed) when some of them need the ORM, which must then flush them all."""
+async def flush(session: AsyncSession, driver: Driver, then: Write | None = None) -> bool:
+    """Write the session's new and changed objects as a flush would, then ``then`` (a
+    commit hook's rows: the outbox's); ``False`` (nothing written, nothing changed) when
+    some objects need the ORM, which must then flush them all before ``then`` is written.
+
+    A flush of a few rows is one statement, one round trip (:func:`write`)."""
     sync = session.sync_session
     if sync.deleted or sync.in_nested_transaction() or isinstance(sync, ReadOnlySession):
         return False
@@ -465,6 +524,8 @@ async def flush(session: AsyncSession, driver: Driver) -> bool:
         if sync.is_modified(aggregate, include_collections=False)
     ]
     if not new and not changed:
+        if then is not None:
+            await write(driver, [then])
         return True
     plans: dict[type[Any], RowPlan] = {}
     for aggregate in (*new, *changed):
@@ -474,34 +535,26 @@ async def flush(session: AsyncSession, driver: Driver) -> bool:
             if plan is None:
                 return False
             plans[kind] = plan
-    writes = _Writes()
+    staged = _Staged()
     now = audit.utc_now()
     audit.stamp_created(new, now)
     audit.stamp_updated(changed, now)
     for aggregate in new:
-        if not writes.insert(plans[type(aggregate)], aggregate):
+        if not staged.insert(plans[type(aggregate)], aggregate):
             return False
     for aggregate in changed:
-        if not writes.update(plans[type(aggregate)], aggregate):
+        if not staged.update(plans[type(aggregate)], aggregate):
             return False
-    writes.set_versions()
+    staged.set_versions()
+    writes = staged.writes(_in_dependency_order(frozenset(plans.values())))
+    if then is not None:
+        writes.append(then)
     try:
-        for table in _in_dependency_order(frozenset(plans.values())):
-            inserted = writes.inserts.get(table)
-            if inserted:
-                rows = [row for _, _, row in inserted]
-                sql = inserted[0][1].insert
-                if len(rows) == 1:
-                    await driver.fetch(sql, rows[0])
-                else:
-                    await driver.executemany(sql, rows)
-            updated = writes.updates.get(table)
-            if updated:
-                await _update(driver, updated)
+        await write(driver, writes)
     except BaseException:
-        writes.unset_versions()
+        staged.unset_versions()
         raise
-    writes.written(sync)
+    staged.written(sync)
     return True
 
 
@@ -516,15 +569,16 @@ def _only_keels_flush_listeners(session: Session) -> bool:
     )
 
 
-Write = tuple[Any, RowPlan, list[Any]]
+Staged = tuple[Any, RowPlan, list[Any]]
+"""An object, its plan and its row as bound."""
 
 
-class _Writes:
+class _Staged:
     """The rows one driver flush writes, per table; nothing is changed until all are known."""
 
     def __init__(self) -> None:
-        self.inserts: dict[Table, list[Write]] = {}
-        self.updates: dict[Table, list[Write]] = {}
+        self.inserts: dict[Table, list[Staged]] = {}
+        self.updates: dict[Table, list[Staged]] = {}
         self._versions: list[tuple[Any, str, Any, Any]] = []
 
     def insert(self, plan: RowPlan, aggregate: Any) -> bool:
@@ -560,6 +614,22 @@ class _Writes:
         row[plan.version] = now
         self._versions.append((aggregate, plan.keys[plan.version], was, now))
 
+    def writes(self, tables: list[Table]) -> list[Write | Update]:
+        """The statements, each table's after the tables it refers to; an ``UPDATE`` of more
+        rows than one statement takes is cut in several."""
+        found: list[Write | Update] = []
+        for table in tables:
+            inserted = self.inserts.get(table)
+            if inserted:
+                found.append(inserted[0][1].inserting.rows([row for _, _, row in inserted]))
+            updated = self.updates.get(table)
+            if updated:
+                plan = updated[0][1]
+                size = MAX_ARGS // (len(plan.table.columns) + 1)
+                rows = [row for _, _, row in updated]
+                found.extend(Update(plan, rows[i : i + size]) for i in range(0, len(rows), size))
+        return found
+
     def set_versions(self) -> None:
         for aggregate, key, _, now in self._versions:
             aggregate.__dict__[key] = now
@@ -574,22 +644,96 @@ class _Writes:
         """Leave every object as a flush does: persistent, in the identity map, unchanged."""
         states = {
             instance_state(aggregate)
-            for writes in (*self.inserts.values(), *self.updates.values())
-            for aggregate, _, _ in writes
+            for staged in (*self.inserts.values(), *self.updates.values())
+            for aggregate, _, _ in staged
         }
         session._register_persistent(states)
 
 
-async def _update(driver: Driver, writes: list[Write]) -> None:
-    plan = writes[0][1]
-    matched, _ = await driver.fetch(
-        plan.update(len(writes)), [value for _, _, row in writes for value in row]
-    )
-    if len(matched) != len(writes):
-        raise StaleDataError(
-            f"UPDATE of {plan.table.name} expected to match {len(writes)} row(s); "
-            f"{len(matched)} were matched"
+# -- statements ------------------------------------------------------------------------------
+
+MAX_ARGS = 32767
+"""PostgreSQL's limit of parameters in one statement."""
+ONE_STATEMENT_ARGS = 2000
+"""Writes of up to this many values in all go as one statement; more (a bulk insert)
+go statement by statement, each insert's rows pipelined by ``executemany``."""
+
+
+class Write(NamedTuple):
+    """Rows for one ``INSERT``."""
+
+    plan: InsertPlan
+    rows: list[list[Any]]
+
+    def sql(self, start: int, after: str) -> str:
+        return self.plan.sql(len(self.rows), start, after)
+
+    def check(self, returned: int) -> None:
+        """Every row is inserted or the statement fails: nothing to check."""
+
+    async def run(self, driver: Driver) -> None:
+        if len(self.rows) == 1:
+            await driver.fetch(self.plan.sql(1), self.rows[0])
+        else:
+            await driver.executemany(self.plan.sql(1), self.rows)
+
+
+class Update(NamedTuple):
+    """Rows for one versioned ``UPDATE`` (:meth:`RowPlan.update`): each must match."""
+
+    plan: RowPlan
+    rows: list[list[Any]]
+
+    def sql(self, start: int, after: str) -> str:
+        return self.plan.update(len(self.rows), start, after)
+
+    def check(self, returned: int) -> None:
+        if returned != len(self.rows):
+            raise StaleDataError(
+                f"UPDATE of {self.plan.table.name} expected to match {len(self.rows)} row(s); "
+                f"{returned} were matched"
+            )
+
+    async def run(self, driver: Driver) -> None:
+        matched, _ = await driver.fetch(self.sql(1, ""), [v for row in self.rows for v in row])
+        self.check(len(matched))
+
+
+async def write(driver: Driver, writes: Sequence[Write | Update]) -> None:
+    """Run ``writes`` in order: as one statement when they are small enough together."""
+    if len(writes) > 1 and sum(len(w.rows) * len(w.rows[0]) for w in writes) <= ONE_STATEMENT_ARGS:
+        shape = tuple((w.plan, len(w.rows)) for w in writes)
+        fetched = await driver.fetch(
+            _in_one_statement(shape), [v for w in writes for row in w.rows for v in row]
         )
+        for w, returned in zip(writes, fetched.rows[0], strict=True):
+            w.check(returned)
+        return
+    for w in writes:
+        await w.run(driver)
+
+
+@functools.lru_cache(maxsize=256)
+def _in_one_statement(shape: tuple[tuple[InsertPlan | RowPlan, int], ...]) -> str:
+    """The writes of ``shape`` (each a plan and its number of rows) as one statement.
+
+    Each is a data-modifying ``WITH`` query that reads the one before it, so they run in
+    order: PostgreSQL leaves the order of unrelated ones open, and an outbox row must take
+    its id after the rows it follows have been locked. The statement returns how many
+    rows each one returned, for the version checks.
+    """
+    parts: list[str] = []
+    start = 1
+    for index, (plan, rows) in enumerate(shape):
+        after = f"(SELECT count(*) FROM w{index - 1}) >= 0" if index else ""
+        if isinstance(plan, InsertPlan):
+            sql, width = plan.sql(rows, start, after or "true"), len(plan.columns)
+        else:
+            sql, width = plan.update(rows, start, after), len(plan.table.columns) + 1
+        parts.append(f"w{index} AS ({sql})")
+        start += rows * width
+    counts = ", ".join(f"(SELECT count(*) FROM w{index})" for index in range(len(shape)))
+    return f"WITH {', '.join(parts)} SELECT {counts}"
 
 
 @functools.lru_cache(maxsize=256)

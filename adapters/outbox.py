@@ -46,7 +46,6 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
-    bindparam,
     case,
     column,
     delete,
@@ -64,7 +63,7 @@ from sqlalchemy.sql import Delete
 
 from adapters.brokers.base import BrokerUnavailable
 from adapters.database import metadata, run_to_completion
-from adapters.driver import Compiled, Driver, compile_for
+from adapters.driver import InsertPlan
 from adapters.serialization import MessageRegistry, OutgoingMessage
 from adapters.unit_of_work import InMemoryUnitOfWork, SqlAlchemyUnitOfWork
 from domain.aggregate import Aggregate, Event
@@ -304,37 +303,29 @@ class SqlAlchemyOutbox:
                 "use InMemoryOutbox with the in-memory unit of work"
             )
         session: AsyncSession = uow.session
-        # Flush the aggregates first: the outbox id is then taken after the
+        # The aggregates are written first: the outbox id is then taken after the
         # aggregate's row lock, so one aggregate's rows get ids in commit order.
-        await uow.flush()
         rows = _rows(messages)
         driver = await uow.driver()
         if driver is not None:
-            await _insert_on(driver, rows)
+            # On every write's path: asyncpg straight, in the flush's own statement.
+            plan = _insert_plan(driver.dialect, tuple(rows[0]))
+            await uow.flush(then=plan.rows([plan.bound(row) for row in rows]))
         else:
+            await uow.flush()
             postgresql = session.get_bind().dialect.name == "postgresql"
             await session.execute(INSERT_AND_NOTIFY if postgresql else INSERT, rows)
         uow.on_commit(self.doorbell.ring)
 
 
-async def _insert_on(driver: Driver, rows: list[dict[str, Any]]) -> None:
-    """``INSERT_AND_NOTIFY`` straight on asyncpg: it is on every write's path."""
-    compiled = _compiled_insert(driver.dialect, tuple(rows[0]))
-    values = [compiled.args(row) for row in rows]
-    if len(values) == 1:
-        await driver.fetch(compiled.sql, values[0])
-    else:
-        await driver.executemany(compiled.sql, values)
-
-
 @functools.lru_cache(maxsize=8)
-def _compiled_insert(dialect: Dialect, keys: tuple[str, ...]) -> Compiled:
-    statement = (
-        insert(outbox_table)
-        .values({key: bindparam(key) for key in keys})
-        .returning(func.pg_notify(NOTIFY_CHANNEL, ""))
+def _insert_plan(dialect: Dialect, keys: tuple[str, ...]) -> InsertPlan:
+    """``INSERT_AND_NOTIFY`` for the driver path."""
+    notify = func.pg_notify(NOTIFY_CHANNEL, "").compile(
+        dialect=dialect, compile_kwargs={"literal_binds": True}
     )
-    return compile_for(statement, dialect)
+    columns = tuple(outbox_table.columns[key] for key in keys)
+    return InsertPlan(outbox_table, columns, keys, str(notify), dialect)
 
 
 def with_outbox(uow_factory: Callable[[], UowT], outbox: CommitHook) -> Callable[[], UowT]:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm.exc import StaleDataError
 
 from adapters.database import ReadSessions, run_to_completion
-from adapters.driver import Driver
+from adapters.driver import Driver, Write, write
 from adapters.driver import flush as driver_flush
 from adapters.repository import (
     InMemoryCollection,
@@ -117,12 +117,20 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             return Driver.on(self._connection.sync_connection)
         return await Driver.of(self.session)
 
-    async def flush(self) -> None:
+    async def flush(self, then: Write | None = None) -> None:
         """Write what is staged, inside the transaction: straight on asyncpg where the
-        mapping allows it (:mod:`adapters.driver`), through the ORM otherwise."""
+        mapping allows it (:mod:`adapters.driver`), through the ORM otherwise.
+
+        ``then``, rows for the driver path (a commit hook's: the outbox's), are written
+        after, in the same statement when the flush takes the driver path too."""
         driver = await self.driver()
-        if driver is None or not await driver_flush(self.session, driver):
-            await self.session.flush()
+        if driver is not None and await driver_flush(self.session, driver, then):
+            return
+        await self.session.flush()
+        if then is not None:
+            if driver is None:
+                raise TypeError("rows for the driver path, and this unit of work has none")
+            await write(driver, [then])
 
     def _sql_repositories(self) -> list[SqlAlchemyRepository[Any, Any]]:
         return [r for r in self._repositories.values() if isinstance(r, SqlAlchemyRepository)]

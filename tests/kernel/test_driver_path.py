@@ -76,8 +76,7 @@ async def test_a_locked_read_a_change_and_an_insert_take_the_driver_path(
 
     assert driver_statements == [
         "SELECT kernel_things.id, kernel_things.name,",
-        "INSERT INTO kernel_things",
-        "UPDATE kernel_things AS",
+        "WITH w0 AS",  # the insert, then the update: one statement, one round trip
     ]
 
 
