@@ -261,3 +261,23 @@ async def test_a_changed_value_longer_than_its_column_is_refused_not_cut(
         found.rename("x" * 101)
         with pytest.raises(DBAPIError, match="value too long"):
             await uow.commit()
+
+
+async def test_a_commit_that_changes_more_rows_than_one_statement_takes_keeps_them_all(
+    postgres_database: SqlDatabase,
+) -> None:
+    # 5 values per changed row: 7,000 rows are more than PostgreSQL's 32,767 parameters.
+    things = ThingFactory.build_batch(7000, name="many")
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        await uow.things.add_many(things)
+        await uow.commit()
+
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        found = await uow.things.list(where={"name": "many"})
+        for thing in found:
+            thing.increment()
+        await uow.commit()
+
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        counts = {thing.count for thing in await uow.things.list(where={"name": "many"})}
+    assert (len(found), counts) == (7000, {1})
