@@ -170,8 +170,13 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self._driver_known = False
         if self._session is not None:
             session, self._session = self._session, None
-            # Shielded: a cancellation arriving now must not cut the rollback short.
-            await run_to_completion(session.close())
+            if session.in_transaction():
+                # Shielded: a cancellation arriving now must not cut the rollback short.
+                await run_to_completion(session.close())
+            else:
+                # After a commit: nothing to roll back and no I/O, so nothing a
+                # cancellation could cut short, and no greenlet needed to run it.
+                session.sync_session.close()
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await run_to_completion(connection.close())
