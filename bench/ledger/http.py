@@ -4,8 +4,11 @@ Four uvicorn processes, each on its own free port, serve the same two
 routes (``POST /transfers``, ``GET /accounts/{id}``):
 
 - ``keel``: the ledger app itself (``entrypoints.http.app.create_app``);
-- ``sqlalchemy``: ``bench.ledger.http_plain``, the same SQL through a plain ``AsyncSession``;
-- ``asyncpg``: ``bench.ledger.http_raw``, the same SQL by hand on an asyncpg pool;
+- ``sqlalchemy``: ``bench.ledger.http_plain``, the same reads and writes through a plain
+  ``AsyncSession``;
+- ``asyncpg``: ``bench.ledger.http_raw``, the same reads and writes by hand on an asyncpg
+  pool, one statement each as a developer writes them (Keel's commit sends its writes as
+  one statement: docs/repositories.md, "The driver path");
 - ``ceiling``: ``bench.ledger.http_ceiling``, constant answers of the same shape with no
   database and no auth: what FastAPI and uvicorn manage at all on this machine.
 
@@ -18,8 +21,8 @@ A separate load-generator process (``wrk`` with ``bench/ledger/wrk/ledger.lua``
 when installed, else ``bench.ledger.http_load``) drives ``POST /transfers``
 between random pairs of seeded accounts, with unique references, and
 ``GET /accounts/{id}``. Rounds are interleaved and the variants' order
-rotates, so that machine noise hits every variant alike; segments are short
-(1 s) and many for the same reason, and each ratio carries a bootstrap 95%
+rotates, so that machine noise hits every variant alike; segments are
+short (3 s) and many for the same reason, and each ratio carries a bootstrap 95%
 interval over rounds. Afterwards the run checks that no money was created or
 destroyed, and profiles Keel requests in-process to show where their time goes.
 
