@@ -281,3 +281,27 @@ async def test_a_commit_that_changes_more_rows_than_one_statement_takes_keeps_th
     async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
         counts = {thing.count for thing in await uow.things.list(where={"name": "many"})}
     assert (len(found), counts) == (7000, {1})
+
+
+async def test_a_read_on_a_watched_engine_runs_its_session_on_the_connection_it_holds(
+    postgres_database: SqlDatabase,
+) -> None:
+    manager = postgres_database.manager
+    pool = manager.engine.pool
+    engine = manager.engine.sync_engine
+    watched: list[str] = []
+
+    def watch(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        watched.append(statement)
+
+    event.listen(engine, "before_cursor_execute", watch)
+    try:
+        async with SqlAlchemyThingUnitOfWork(manager.read_session_factory) as uow:
+            driver = await uow.driver()  # none, but the read has taken its connection
+            await uow.session.scalar(text("SELECT 1"))
+            connections = pool.checkedout()  # type: ignore[attr-defined]
+    finally:
+        event.remove(engine, "before_cursor_execute", watch)
+
+    assert (driver, connections, watched) == (None, 1, ["SELECT 1"])
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
