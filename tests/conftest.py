@@ -48,6 +48,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -59,7 +60,18 @@ from adapters.database import safe_url
 from adapters.repository import InMemoryStore
 from tests.faults.harness import LeakCheck
 from tests.support import postgres, tokens
+from tests.support.collection import deselected_as_a_whole
 from tests.support.databases import Backend, SqlDatabase, SyncSqlDatabase, own_postgres_database
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave out, unimported, a test module whose every test ``-m`` would deselect.
+
+    ``make test-unit`` would otherwise import every integration and end-to-end module
+    only to deselect all of it; see :mod:`tests.support.collection`. Without ``-m``
+    (``make test``), nothing is left out.
+    """
+    return True if deselected_as_a_whole(collection_path, config.option.markexpr) else None
 
 
 @pytest.fixture(autouse=True)
