@@ -111,7 +111,8 @@ def _logging_left_as_found() -> Iterator[None]:
     handlers, level = list(root.handlers), root.level
     yield
     root.handlers[:] = handlers
-    root.setLevel(level)
+    if root.level != level:  # setLevel empties every logger's cache, even for the same level
+        root.setLevel(level)
 
 
 os.environ["AUTH_PUBLIC_KEY"] = tokens.PUBLIC_KEY_PEM
