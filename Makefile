@@ -11,8 +11,15 @@ test: lint  ## everything: ruff, mypy --strict, unit, integration and e2e tests
 	./scripts/services.sh
 	$(UV) run pytest
 
+# The fast loop keeps compiled bytecode even where PYTHONDONTWRITEBYTECODE is set:
+# without it every run compiles ~2,000 modules (the kernel's dependencies, and the
+# tests' assertion rewriting) from source again, seconds of each run. The .pyc files go
+# under .venv/pycache (PYTHONPYCACHEPREFIX), not beside the sources, and only this
+# target reads them. No unit test uses hypothesis, whose plugin would import all of it
+# for its end-of-run summary; `make test` keeps the plugin for the fuzz test.
 test-unit:  ## the fast loop: in-memory tests only
-	$(UV) run pytest -m "unit and not integration and not e2e" -q
+	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/.venv/pycache \
+		$(UV) run pytest -m "unit and not integration and not e2e" -q -p no:hypothesispytest
 
 lint:
 	$(UV) run ruff check .
