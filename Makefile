@@ -7,19 +7,22 @@ UV := ./scripts/uv.sh
 run:  ## start the service on the embedded default (SQLite file ./keel.db, in-process broker); ARGS="--port 8001"
 	$(UV) run keel serve $(ARGS)
 
+# The test runs keep compiled bytecode even where PYTHONDONTWRITEBYTECODE is set:
+# without it every run, and every process a test starts (the CLI, the scaffold, the
+# consumers killed mid-message), compiles ~2,000 modules (the kernel's dependencies, and
+# the tests' assertion rewriting) from source again. The .pyc files go under
+# .venv/pycache (PYTHONPYCACHEPREFIX), not beside the sources, and only these targets
+# read them.
+BYTECODE := PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/.venv/pycache
+
 test: lint  ## everything: ruff, mypy --strict, unit, integration and e2e tests
 	./scripts/services.sh
-	$(UV) run pytest
+	$(BYTECODE) $(UV) run pytest
 
-# The fast loop keeps compiled bytecode even where PYTHONDONTWRITEBYTECODE is set:
-# without it every run compiles ~2,000 modules (the kernel's dependencies, and the
-# tests' assertion rewriting) from source again, seconds of each run. The .pyc files go
-# under .venv/pycache (PYTHONPYCACHEPREFIX), not beside the sources, and only this
-# target reads them. No unit test uses hypothesis, whose plugin would import all of it
-# for its end-of-run summary; `make test` keeps the plugin for the fuzz test.
+# No unit test uses hypothesis, whose plugin would import all of it for its end-of-run
+# summary; `make test` keeps the plugin for the fuzz test.
 test-unit:  ## the fast loop: in-memory tests only
-	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/.venv/pycache \
-		$(UV) run pytest -m "unit and not integration and not e2e" -q -p no:hypothesispytest
+	$(BYTECODE) $(UV) run pytest -m "unit and not integration and not e2e" -q -p no:hypothesispytest
 
 lint:
 	$(UV) run ruff check .
