@@ -537,10 +537,12 @@ async def sections(arguments: argparse.Namespace) -> dict[str, Any] | None:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.ledger.messaging", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5)
+    # 8 rounds of 500: at 5 of 300 a round lasted a second or two, and the interval was
+    # wider than the distance to the goal.
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--relay-rows", type=int, default=2000)
     parser.add_argument(
-        "--commands", type=int, default=300, help="deposits per contender per round"
+        "--commands", type=int, default=500, help="deposits per contender per round"
     )
     parser.add_argument(
         "--no-profile", dest="profile", action="store_false", help="skip the profiled rounds"
