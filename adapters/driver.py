@@ -665,9 +665,6 @@ class Write(NamedTuple):
     plan: InsertPlan
     rows: list[list[Any]]
 
-    def sql(self, start: int, after: str) -> str:
-        return self.plan.sql(len(self.rows), start, after)
-
     def check(self, returned: int) -> None:
         """Every row is inserted or the statement fails: nothing to check."""
 
@@ -684,9 +681,6 @@ class Update(NamedTuple):
     plan: RowPlan
     rows: list[list[Any]]
 
-    def sql(self, start: int, after: str) -> str:
-        return self.plan.update(len(self.rows), start, after)
-
     def check(self, returned: int) -> None:
         if returned != len(self.rows):
             raise StaleDataError(
@@ -695,7 +689,8 @@ class Update(NamedTuple):
             )
 
     async def run(self, driver: Driver) -> None:
-        matched, _ = await driver.fetch(self.sql(1, ""), [v for row in self.rows for v in row])
+        sql = self.plan.update(len(self.rows))
+        matched, _ = await driver.fetch(sql, [value for row in self.rows for value in row])
         self.check(len(matched))
 
 
