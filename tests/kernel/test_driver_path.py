@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from adapters.driver import Driver, Fetched
-from domain.errors import DuplicateKeyError
+from domain.errors import ConcurrencyError, DuplicateKeyError
 from tests.kernel.factories import ThingFactory
 from tests.kernel.things import Thing
 from tests.kernel.things_uow import SqlAlchemyThingUnitOfWork
@@ -305,3 +305,28 @@ async def test_a_read_on_a_watched_engine_runs_its_session_on_the_connection_it_
 
     assert (driver, connections, watched) == (None, 1, ["SELECT 1"])
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_stale_change_written_in_one_statement_with_an_insert_keeps_neither(
+    postgres_database: SqlDatabase, driver_statements: list[str]
+) -> None:
+    thing = await committed(postgres_database, ThingFactory.build(count=1))
+    newcomer = ThingFactory.build()
+
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        found = await uow.things.get(thing.id)
+        assert found is not None
+        async with postgres_database.manager.engine.begin() as other:
+            await other.execute(
+                text("UPDATE kernel_things SET version = version + 1 WHERE id = :id"),
+                {"id": thing.id},
+            )
+        found.increment()
+        uow.things.add(newcomer)
+        with pytest.raises(ConcurrencyError):
+            await uow.commit()
+
+    assert driver_statements[-1] == "WITH w0 AS"  # the insert and the update, together
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        assert await uow.things.get(newcomer.id) is None
+    assert await reread(postgres_database, thing) == (1, 2)
