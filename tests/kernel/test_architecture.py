@@ -7,6 +7,7 @@ better as the few lines that check them than as a configuration file.
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from collections import defaultdict
 from collections.abc import Iterator
@@ -20,14 +21,23 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("domain", "adapters", "service_layer", "entrypoints")
 
 
-def _modules(package: str) -> Iterator[tuple[Path, ast.Module]]:
-    for path in sorted((ROOT / package).rglob("*.py")):
-        if "migrations" in path.parts or "versions" in path.parts:
-            continue  # Alembic revisions are frozen records, not part of the graph
-        yield path, ast.parse(path.read_text(), filename=str(path))
+@functools.cache
+def _modules(package: str) -> tuple[tuple[Path, ast.Module], ...]:
+    """Every module of ``package``, parsed once per run: the tests below read the same files."""
+    return tuple(
+        (path, ast.parse(path.read_text(), filename=str(path)))
+        for path in sorted((ROOT / package).rglob("*.py"))
+        # Alembic revisions are frozen records, not part of the graph
+        if "migrations" not in path.parts and "versions" not in path.parts
+    )
 
 
-def _imports(tree: ast.Module) -> Iterator[str]:
+@functools.cache
+def _imports(tree: ast.Module) -> tuple[str, ...]:
+    return tuple(_walk_imports(tree))
+
+
+def _walk_imports(tree: ast.Module) -> Iterator[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)

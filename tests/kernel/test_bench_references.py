@@ -7,6 +7,7 @@ a module they start by name could move without any test noticing.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import re
 from pathlib import Path
@@ -18,19 +19,28 @@ pytestmark = pytest.mark.unit
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
+@functools.cache
+def _bench_nodes() -> tuple[tuple[str, tuple[ast.AST, ...]], ...]:
+    """Each bench module's name and every node of its syntax tree, parsed once per run."""
+    return tuple(
+        (path.name, tuple(ast.walk(ast.parse(path.read_text()))))
+        for path in sorted(BENCH.rglob("*.py"))
+    )
+
+
 def _named_modules() -> list[tuple[str, str]]:
     """``module:function`` strings, and the string after ``"-m"`` in a command list."""
     found = []
-    for path in sorted(BENCH.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
+    for name, nodes in _bench_nodes():
+        for node in nodes:
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 module, colon, _function = node.value.partition(":")
                 if colon and module.startswith("bench.") and " " not in node.value:
-                    found.append((path.name, module))
+                    found.append((name, module))
             elif isinstance(node, ast.List | ast.Tuple):
                 texts = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
                 found.extend(
-                    (path.name, str(texts[index + 1]))
+                    (name, str(texts[index + 1]))
                     for index, text in enumerate(texts[:-1])
                     if text == "-m" and isinstance(texts[index + 1], str)
                 )
@@ -53,9 +63,9 @@ def _factories() -> list[tuple[str, str]]:
 
 def _strings() -> list[tuple[str, str]]:
     return [
-        (path.name, node.value)
-        for path in sorted(BENCH.rglob("*.py"))
-        for node in ast.walk(ast.parse(path.read_text()))
+        (name, node.value)
+        for name, nodes in _bench_nodes()
+        for node in nodes
         if isinstance(node, ast.Constant) and isinstance(node.value, str)
     ]
 
