@@ -8,6 +8,7 @@ prefix, reads what went to a dead-letter stream, and cleans up after the test.
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass
@@ -68,6 +69,10 @@ class BrokerHarness(abc.ABC):
     @abc.abstractmethod
     async def dead_letters(self, broker: Broker, stream: str) -> list[Letter]: ...
 
+    async def settle_down(self, broker: Broker) -> None:
+        """Wait until a message left unacknowledged so far would have come back."""
+        await asyncio.sleep(self.settle)
+
     async def publish_raw(self, stream: str, text: str) -> None:
         """Send ``text`` as a message body the way a foreign client would."""
         raise NotImplementedError(f"{self.name} has no way in but its own publish")
@@ -85,6 +90,11 @@ class InProcessHarness(BrokerHarness):
 
     def _make(self, **options: Any) -> Broker:
         return create_broker(None, prefix=self.prefix, redelivery_delay=0.02, **options)
+
+    async def settle_down(self, broker: Broker) -> None:
+        """Not a guess at a delay: the broker itself knows when no redelivery is due."""
+        assert isinstance(broker, InProcessBroker)
+        await broker.settled()
 
     async def dead_letters(self, broker: Broker, stream: str) -> list[Letter]:
         assert isinstance(broker, InProcessBroker)

@@ -85,7 +85,7 @@ async def test_a_handled_message_is_acknowledged_and_not_delivered_again(
     await wait_until(lambda: len(recorder.deliveries) == 1, "the first delivery")
     await broker.publish(STREAM, second)
     await wait_until(lambda: len(recorder.deliveries) == 2, "the second delivery")
-    await asyncio.sleep(broker_factory.settle)
+    await broker_factory.settle_down(broker)
 
     assert recorder.ids() == [first["message_id"], second["message_id"]]
 
@@ -128,7 +128,7 @@ async def test_a_message_that_keeps_failing_is_dead_lettered_with_the_reason_aft
         encode(message),
         "failed 3 times, last: RuntimeError: failure 3",
     )
-    await asyncio.sleep(broker_factory.settle)
+    await broker_factory.settle_down(broker)
     assert len(recorder.deliveries) == 3
 
 
