@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import asyncpg
@@ -184,6 +185,7 @@ class OutboxRelay:
         doorbell: Doorbell | None = None,
         listener: PostgresListener | None = None,
         retention: Retention | None = None,
+        broker_pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -204,6 +206,8 @@ class OutboxRelay:
         self.doorbell = doorbell if doorbell is not None else Doorbell()
         self.listener = listener
         self.retention = retention
+        self.broker_pause = broker_pause
+        """Waits out a broker-failure pause (a test seam: tests pass one that does not wait)."""
         self.published = 0
         """Messages this relay published, for monitoring and tests."""
         self.broker_failing_since: float | None = None
@@ -271,7 +275,7 @@ class OutboxRelay:
                     outcome = BatchOutcome(failed=1)
                 if outcome.broker_error is not None:
                     # Not the doorbell: every commit rings it, and the broker needs the rest.
-                    await asyncio.sleep(self._broker_failed(outcome.broker_error))
+                    await self.broker_pause(self._broker_failed(outcome.broker_error))
                     continue
                 if outcome.published:
                     self._broker_works()

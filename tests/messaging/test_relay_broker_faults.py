@@ -184,6 +184,11 @@ async def relay_until_published(relay: OutboxRelay, publisher: BrokerDownFor) ->
             await running
 
 
+async def no_wait(pause: float) -> None:
+    """The relay's ``broker_pause`` in these tests: they check the pauses it logs, not the clock."""
+    await asyncio.sleep(0)
+
+
 async def outbox_with_one_event() -> InMemoryOutbox:
     outbox = InMemoryOutbox(make_registry())
     store = InMemoryStore()
@@ -199,7 +204,11 @@ async def test_the_relay_logs_once_when_the_broker_fails_and_once_when_it_is_bac
 ) -> None:
     publisher = BrokerDownFor(failures=6)
     relay = OutboxRelay(
-        await outbox_with_one_event(), publisher, broker_backoff_min=0.01, broker_backoff_max=0.02
+        await outbox_with_one_event(),
+        publisher,
+        broker_backoff_min=0.01,
+        broker_backoff_max=0.02,
+        broker_pause=no_wait,
     )
 
     with caplog.at_level(logging.INFO, logger="adapters"):
@@ -219,7 +228,11 @@ async def test_the_relay_doubles_its_pause_while_the_broker_fails_up_to_a_cap(
 ) -> None:
     publisher = BrokerDownFor(failures=5)
     relay = OutboxRelay(
-        await outbox_with_one_event(), publisher, broker_backoff_min=0.01, broker_backoff_max=0.04
+        await outbox_with_one_event(),
+        publisher,
+        broker_backoff_min=0.01,
+        broker_backoff_max=0.04,
+        broker_pause=no_wait,
     )
 
     with caplog.at_level(logging.DEBUG, logger="adapters.relay"):
