@@ -20,11 +20,16 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 @functools.cache
+def _parsed(path: Path) -> ast.Module:
+    """The syntax tree of a bench module, parsed once per run: several tests read it."""
+    return ast.parse(path.read_text())
+
+
+@functools.cache
 def _bench_nodes() -> tuple[tuple[str, tuple[ast.AST, ...]], ...]:
-    """Each bench module's name and every node of its syntax tree, parsed once per run."""
+    """Each bench module's name and every node of its syntax tree."""
     return tuple(
-        (path.name, tuple(ast.walk(ast.parse(path.read_text()))))
-        for path in sorted(BENCH.rglob("*.py"))
+        (path.name, tuple(ast.walk(_parsed(path)))) for path in sorted(BENCH.rglob("*.py"))
     )
 
 
@@ -111,5 +116,5 @@ def test_make_bench_writes_the_files_the_publisher_reads() -> None:
 
 def test_every_context_http_bench_has_the_main_bench_http_calls() -> None:
     for path in sorted(BENCH.glob("*/http.py")):
-        names = {n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)}
+        names = {n.name for n in _parsed(path).body if isinstance(n, ast.FunctionDef)}
         assert "main" in names, f"{path.relative_to(BENCH.parent)} has no main(argv)"
