@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,13 @@ from tests.messaging.support import stream_entries
 from tests.support.tokens import SIGNING_KEY
 
 
+@functools.cache
+def memory_settings() -> Settings:
+    """The in-memory ledger's settings, read once: they are frozen, and reading them (the
+    environment and ``.env``, checked field by field) takes milliseconds each time."""
+    return Settings(database_url="sqlite+aiosqlite://")
+
+
 @dataclass
 class MemoryLedger:
     """The ledger wired by ``bootstrap`` itself, on the in-memory fakes."""
@@ -44,7 +52,7 @@ class MemoryLedger:
 
     def __post_init__(self) -> None:
         self.container = bootstrap(
-            Settings(database_url="sqlite+aiosqlite://"),
+            memory_settings(),
             [ledger_context],
             manager=DatabaseSessionManager(),
             store=self.store,
