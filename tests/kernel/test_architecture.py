@@ -37,8 +37,22 @@ def _imports(tree: ast.Module) -> tuple[str, ...]:
     return tuple(_walk_imports(tree))
 
 
+def _statements(nodes: list[ast.AST]) -> Iterator[ast.AST]:
+    """Every statement under ``nodes``, at any depth (functions, classes, ``if``, ``try``...).
+
+    An import is a statement, so it is only ever found in a list of them; walking those
+    lists alone, and not every expression (most of a tree), finds the same imports.
+    """
+    for node in nodes:
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, field, None)
+            if isinstance(children, list):
+                yield from _statements(children)
+
+
 def _walk_imports(tree: ast.Module) -> Iterator[str]:
-    for node in ast.walk(tree):
+    for node in _statements(list(tree.body)):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
