@@ -6,6 +6,7 @@ compares a metric before and after what it does.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -44,12 +45,17 @@ def value(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
+@functools.cache
+def catalog_settings() -> Settings:
+    """The fake catalog's settings, read once: they are frozen, and reading them is not free."""
+    return Settings(database_url="sqlite+aiosqlite://", keel_contexts="tests.catalog")
+
+
 @pytest.fixture
 async def container() -> AsyncIterator[Container]:
-    settings = Settings(database_url="sqlite+aiosqlite://", keel_contexts="tests.catalog")
     manager = DatabaseSessionManager()
     try:
-        yield bootstrap(settings, manager=manager, store=InMemoryStore())
+        yield bootstrap(catalog_settings(), manager=manager, store=InMemoryStore())
     finally:
         await manager.close()
 
