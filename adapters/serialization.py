@@ -142,6 +142,18 @@ def aggregate_key(aggregate: Aggregate[Any]) -> str:
     return f"{type(aggregate).__name__}:{aggregate.id}"
 
 
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def _adapter(kind: type[Any]) -> TypeAdapter[Any]:
+    """One pydantic adapter per message type for the process: building one takes
+    milliseconds, and every container's registry registers every type again."""
+    found = _ADAPTERS.get(kind)
+    if found is None:
+        found = _ADAPTERS[kind] = TypeAdapter(kind)
+    return found
+
+
 class MessageRegistry:
     """Names the message classes of a service and says which events leave it.
 
@@ -182,7 +194,7 @@ class MessageRegistry:
             )
         self._by_kind[kind] = entry
         self._by_name[entry.name] = entry
-        self._adapters[kind] = TypeAdapter(kind)
+        self._adapters[kind] = _adapter(kind)
         return entry
 
     def type_of(self, message: Message) -> MessageType | None:

@@ -45,7 +45,6 @@ both are put in the environment here, before any settings are read, so that
 
 from __future__ import annotations
 
-import functools
 import gc
 import logging
 import os
@@ -55,11 +54,9 @@ from uuid import uuid4
 
 import pytest
 import redis.asyncio as aioredis
-from pydantic import TypeAdapter
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from adapters import serialization
 from adapters.database import safe_url
 from adapters.repository import InMemoryStore
 from tests.faults.harness import LeakCheck
@@ -116,20 +113,6 @@ def _logging_left_as_found() -> Iterator[None]:
     root.handlers[:] = handlers
     if root.level != level:  # setLevel empties every logger's cache, even for the same level
         root.setLevel(level)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_message_adapter_per_type() -> Iterator[None]:
-    """Every ``MessageRegistry`` of the run shares one pydantic adapter per message type.
-
-    A registry builds a ``TypeAdapter`` for each type it registers (milliseconds each,
-    hundreds of times a run: every test that bootstraps a container registers every
-    context's messages again). An adapter does not change once built, so sharing it
-    changes nothing a test sees; each registry is still fresh.
-    """
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(serialization, "TypeAdapter", functools.cache(TypeAdapter))
-        yield
 
 
 os.environ["AUTH_PUBLIC_KEY"] = tokens.PUBLIC_KEY_PEM
