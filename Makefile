@@ -15,9 +15,12 @@ run:  ## start the service on the embedded default (SQLite file ./keel.db, in-pr
 # read them.
 BYTECODE := PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/.venv/pycache
 
+# One pytest-xdist worker per core (four at the most: the fault tests' throwaway servers
+# compete for the same cores), a test module's tests on one worker so that its fixtures
+# are set up once. Every test makes its own databases, streams and servers.
 test: lint  ## everything: ruff, mypy --strict, unit, integration and e2e tests
 	./scripts/services.sh
-	$(BYTECODE) $(UV) run pytest
+	$(BYTECODE) $(UV) run pytest --numprocesses auto --maxprocesses 4 --dist loadfile
 
 # No unit test uses hypothesis, whose plugin would import all of it for its end-of-run
 # summary; `make test` keeps the plugin for the fuzz test.

@@ -115,6 +115,9 @@ async def test_health_answers_ok_even_without_a_database(
         ("POST", "/transfers", TransferBody.build(source_id=str(uuid4()), target_id=str(uuid4()))),
         ("GET", f"/accounts/{uuid4()}/entries", None),
     ],
+    # Named, not numbered by their random ids: every pytest-xdist worker must collect
+    # the same test ids.
+    ids=["open", "read", "deposit", "transfer", "entries"],
 )
 async def test_an_unreachable_database_answers_503_with_retry_after(
     client_without_database: httpx.AsyncClient, method: str, path: str, body: object
