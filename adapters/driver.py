@@ -250,13 +250,8 @@ class InsertPlan:
         """``INSERT`` of ``rows`` rows, placeholders numbered from ``start``; with ``after``,
         a condition evaluated first (:func:`_in_one_statement`), every row returns."""
         preparer = self.dialect.identifier_preparer
-        casts = [cast_type(column.type, self.dialect) for column in self.columns]
-        width = len(casts)
-        values = ", ".join(
-            "("
-            + ", ".join(f"${start + row * width + i}::{kind}" for i, kind in enumerate(casts))
-            + ")"
-            for row in range(rows)
+        values = _values(
+            [cast_type(column.type, self.dialect) for column in self.columns], rows, start
         )
         names = ", ".join(preparer.quote(column.name) for column in self.columns)
         table = f"INSERT INTO {preparer.format_table(self.table)} ({names})"
@@ -353,13 +348,7 @@ class RowPlan:
         preparer = self.dialect.identifier_preparer
         columns = list(self.table.columns)
         kinds = [self._types[self.version] if self.version is not None else "INTEGER", *self._types]
-        width = len(kinds)
-        values = ", ".join(
-            "("
-            + ", ".join(f"${start + row * width + i}::{kind}" for i, kind in enumerate(kinds))
-            + ")"
-            for row in range(rows)
-        )
+        values = _values(kinds, rows, start)
         names = ", ".join(["was", *(f"c{index}" for index in range(len(columns)))])
         assignments = ", ".join(
             f"{preparer.quote(column.name)} = v.c{index}"
@@ -422,6 +411,15 @@ class RowPlan:
 
 _MODIFIERS = re.compile(r"\(\s*\d+(?:\s*,\s*\d+)?\s*\)")
 _UNLIMITED = {"CHAR": "BPCHAR", "CHARACTER": "BPCHAR", "NCHAR": "BPCHAR", "BIT": "VARBIT"}
+
+
+def _values(casts: list[str], rows: int, start: int) -> str:
+    """``($1::T1, $2::T2), ($3::T1, $4::T2)``: ``rows`` rows of placeholders from ``start``."""
+    width = len(casts)
+    return ", ".join(
+        "(" + ", ".join(f"${start + row * width + i}::{kind}" for i, kind in enumerate(casts)) + ")"
+        for row in range(rows)
+    )
 
 
 def cast_type(kind: Any, dialect: Dialect) -> str:
