@@ -10,9 +10,9 @@ the SQLAlchemy adapter's own cache and transaction start, so both paths share
 one connection, one transaction and one error vocabulary (``DBAPIError``).
 
 Rows become the same mapped objects an ORM load gives, in the session's
-identity map; a flush writes the session's new and changed objects with one
-statement per table and kind of change, checks versions with ``RETURNING``,
-and leaves the objects as a flush would. Whatever this path cannot do exactly
+identity map; a flush writes the session's new and changed objects, and the
+outbox rows of the commit, in one statement (one round trip), checks versions
+with ``RETURNING``, and leaves the objects as a flush would. Whatever this path cannot do exactly
 as the ORM would (relationships in use, deletes, savepoints, SQL expressions
 as values, mapper events, composite keys, any driver but asyncpg) goes to the
 ORM instead, so the contract suite holds on both. So does everything on an engine
@@ -234,6 +234,10 @@ class InsertPlan:
             for column in self.columns
         )
 
+    @functools.cached_property
+    def casts(self) -> list[str]:
+        return [cast_type(column.type, self.dialect) for column in self.columns]
+
     def bound(self, values: dict[str, Any]) -> list[Any]:
         """One row's values, by key, as the driver takes them."""
         return [
@@ -241,18 +245,12 @@ class InsertPlan:
             for process, value in zip(self.binds, (values[key] for key in self.keys), strict=True)
         ]
 
-    def rows(self, rows: list[list[Any]]) -> Write:
-        """The write of ``rows`` (each as :meth:`bound` gives it)."""
-        return Write(self, rows)
-
     @functools.lru_cache(maxsize=64)  # noqa: B019 - plans live as long as the process
     def sql(self, rows: int, start: int = 1, after: str = "") -> str:
         """``INSERT`` of ``rows`` rows, placeholders numbered from ``start``; with ``after``,
         a condition evaluated first (:func:`_in_one_statement`), every row returns."""
         preparer = self.dialect.identifier_preparer
-        values = _values(
-            [cast_type(column.type, self.dialect) for column in self.columns], rows, start
-        )
+        values = _values(self.casts, rows, start)
         names = ", ".join(preparer.quote(column.name) for column in self.columns)
         table = f"INSERT INTO {preparer.format_table(self.table)} ({names})"
         returning = self.returning or ("1" if after else "")
@@ -285,13 +283,6 @@ class RowPlan:
     def _column_types(self) -> tuple[Any, ...]:
         return tuple(column.type for column in self.table.columns)
 
-    @functools.cached_property
-    def binds(self) -> tuple[Processor, ...]:
-        return tuple(
-            column.type.dialect_impl(self.dialect).bind_processor(self.dialect)
-            for column in self.table.columns
-        )
-
     def _select(self) -> Select[Any]:
         return select(*self.table.columns)
 
@@ -305,10 +296,6 @@ class RowPlan:
         key = self.table.columns[self.identity]
         statement = self._select().where(key == bindparam("pk")).with_for_update()
         return compile_for(statement, self.dialect)
-
-    @functools.cached_property
-    def _types(self) -> list[str]:
-        return [cast_type(column.type, self.dialect) for column in self.table.columns]
 
     @functools.cached_property
     def inserting(self) -> InsertPlan:
@@ -347,7 +334,8 @@ class RowPlan:
         evaluated first (:func:`_in_one_statement`)."""
         preparer = self.dialect.identifier_preparer
         columns = list(self.table.columns)
-        kinds = [self._types[self.version] if self.version is not None else "INTEGER", *self._types]
+        casts = self.inserting.casts
+        kinds = [casts[self.version] if self.version is not None else "INTEGER", *casts]
         values = _values(kinds, rows, start)
         names = ", ".join(["was", *(f"c{index}" for index in range(len(columns)))])
         assignments = ", ".join(
@@ -399,7 +387,7 @@ class RowPlan:
         if any(name in state for name in self.relationships):
             return None
         row = []
-        for key, process in zip(self.keys, self.binds, strict=True):
+        for key, process in zip(self.keys, self.inserting.binds, strict=True):
             if key not in state and not new:
                 return None
             value = state.get(key)
@@ -619,7 +607,7 @@ class _Staged:
         for table in tables:
             inserted = self.inserts.get(table)
             if inserted:
-                found.append(inserted[0][1].inserting.rows([row for _, _, row in inserted]))
+                found.append(Write(inserted[0][1].inserting, [row for _, _, row in inserted]))
             updated = self.updates.get(table)
             if updated:
                 plan = updated[0][1]

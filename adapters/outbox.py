@@ -63,7 +63,7 @@ from sqlalchemy.sql import Delete
 
 from adapters.brokers.base import BrokerUnavailable
 from adapters.database import metadata, run_to_completion
-from adapters.driver import InsertPlan
+from adapters.driver import InsertPlan, Write
 from adapters.serialization import MessageRegistry, OutgoingMessage
 from adapters.unit_of_work import InMemoryUnitOfWork, SqlAlchemyUnitOfWork
 from domain.aggregate import Aggregate, Event
@@ -310,7 +310,7 @@ class SqlAlchemyOutbox:
         if driver is not None:
             # On every write's path: asyncpg straight, in the flush's own statement.
             plan = _insert_plan(driver.dialect, tuple(rows[0]))
-            await uow.flush(then=plan.rows([plan.bound(row) for row in rows]))
+            await uow.flush(then=Write(plan, [plan.bound(row) for row in rows]))
         else:
             await uow.flush()
             postgresql = session.get_bind().dialect.name == "postgresql"
