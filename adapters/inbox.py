@@ -159,11 +159,16 @@ class _FirstStatementClaim(_InboxClaim):
         self, uow: AbstractUnitOfWork, message_id: str, handler: str
     ) -> bool:
         session = _session(uow)
-        await session.connection()  # a transaction with no statement yet claims now
-        if self.claimed_in is session.sync_session.get_transaction():
-            return True
-        # A session made before the claim was armed has not claimed: claim the usual way.
-        return await claim(session, message_id, handler)
+        if not self._claimed_in(session):  # usually claimed: no call into the greenlet
+            await session.connection()  # a transaction with no statement yet claims now
+            if not self._claimed_in(session):
+                # A session made before the claim was armed: claim the usual way.
+                return await claim(session, message_id, handler)
+        return True
+
+    def _claimed_in(self, session: AsyncSession) -> bool:
+        transaction = session.sync_session.get_transaction()
+        return transaction is not None and transaction is self.claimed_in
 
 
 _CLAIMS = "keel.inbox.claims"

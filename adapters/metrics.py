@@ -17,6 +17,7 @@ connections checked out are summed over the live processes.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -153,7 +154,20 @@ def count_message(stream: str, outcome: str) -> None:
     """One delivered message's fate; ``outcome`` is one of :data:`MESSAGE_OUTCOMES`."""
     if outcome not in MESSAGE_OUTCOMES:
         raise ValueError(f"unknown message outcome {outcome!r}; one of {MESSAGE_OUTCOMES}")
-    MESSAGES.labels(stream=stream, outcome=outcome).inc()
+    _message_counter(stream, outcome).inc()
+
+
+# Once per label set: on every message's path, and prometheus_client's ``labels()``
+# checks its arguments and takes a lock each time. The labels are few (streams and
+# outcomes; unit-of-work classes).
+@functools.lru_cache(maxsize=1024)
+def _message_counter(stream: str, outcome: str) -> Any:
+    return MESSAGES.labels(stream=stream, outcome=outcome)
+
+
+@functools.lru_cache(maxsize=256)
+def _commit_counter(unit_of_work: str) -> Any:
+    return UOW_COMMITS.labels(unit_of_work=unit_of_work)
 
 
 def count_published(stream: str) -> None:
@@ -180,7 +194,7 @@ class UnitOfWorkMetrics(UnitOfWorkObserver):
     """Counts commits, conflicts and retries; attached by the composition root."""
 
     def committed(self, uow: AbstractUnitOfWork) -> None:
-        UOW_COMMITS.labels(unit_of_work=type(uow).__name__).inc()
+        _commit_counter(type(uow).__name__).inc()
 
     def exited(self, uow: AbstractUnitOfWork, token: object, error: BaseException | None) -> None:
         # Once per conflict: the same error may leave nested blocks one after the other.

@@ -257,7 +257,14 @@ class MessageRegistry:
 
     def from_message(self, raw: str | bytes | Mapping[str, Any]) -> Message:
         """Rebuild the command or event from its wire form; raises :class:`MalformedMessage`."""
-        message = decode(raw)
+        return self.from_envelope(decode(raw))
+
+    def from_envelope(self, message: Mapping[str, Any]) -> Message:
+        """Rebuild the command or event from an envelope :func:`decode` has already checked.
+
+        A consumer's :class:`~adapters.brokers.Delivery` holds one: its envelope is not
+        parsed and checked a second time. Raises :class:`MalformedMessage`.
+        """
         entry = self._by_name.get(message["type"])
         if entry is None:
             raise MalformedMessage(f"unknown message type {message['type']!r}")

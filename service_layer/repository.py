@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import abc
 import builtins
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -155,6 +156,13 @@ def data_attributes(kind: type[Any]) -> frozenset[str]:
 
     The default whitelist: methods, properties and private names never qualify.
     """
+    # Every unit of work's repositories ask, so the answer is kept per class, and
+    # looked at again if a namespace on the way grew (mapping a class adds attributes).
+    return _data_attributes(kind, tuple(len(vars(cls)) for cls in kind.__mro__))
+
+
+@functools.lru_cache(maxsize=512)
+def _data_attributes(kind: Any, _sizes: tuple[int, ...]) -> frozenset[str]:
     names: set[str] = set()
     for cls in kind.__mro__:
         if cls is object:

@@ -42,7 +42,7 @@ def deliver_to_bus(
     """A delivery handler that hands each message to ``bus``, once per message id."""
 
     async def handle(delivery: Delivery) -> None:
-        message = registry.from_message(delivery.message)
+        message = registry.from_envelope(delivery.message)
         outcome = "applied"
         try:
             try:
