@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import abc
 import builtins
-import functools
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -158,11 +158,19 @@ def data_attributes(kind: type[Any]) -> frozenset[str]:
     """
     # Every unit of work's repositories ask, so the answer is kept per class, and
     # looked at again if a namespace on the way grew (mapping a class adds attributes).
-    return _data_attributes(kind, tuple(len(vars(cls)) for cls in kind.__mro__))
+    sizes = tuple(len(vars(cls)) for cls in kind.__mro__)
+    known = _DATA_ATTRIBUTES.get(kind)
+    if known is None or known[0] != sizes:
+        known = _DATA_ATTRIBUTES[kind] = (sizes, _scan_data_attributes(kind))
+    return known[1]
 
 
-@functools.lru_cache(maxsize=512)
-def _data_attributes(kind: Any, _sizes: tuple[int, ...]) -> frozenset[str]:
+_DATA_ATTRIBUTES: weakref.WeakKeyDictionary[type[Any], tuple[tuple[int, ...], frozenset[str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _scan_data_attributes(kind: type[Any]) -> frozenset[str]:
     names: set[str] = set()
     for cls in kind.__mro__:
         if cls is object:

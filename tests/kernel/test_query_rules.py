@@ -84,6 +84,16 @@ def test_the_default_whitelist_is_the_data_attributes_never_methods_or_propertie
     assert not data_attributes(Thing) & {"rename", "increment", "events", "raise_event"}
 
 
+def test_an_attribute_mapped_onto_the_class_after_a_first_look_is_seen() -> None:
+    class Parcel:
+        def __init__(self, weight: int) -> None:
+            self.weight = weight  # on the instance only, until a mapping puts it on the class
+
+    assert "weight" not in data_attributes(Parcel)
+    Parcel.weight = 0  # what an imperative mapping does
+    assert "weight" in data_attributes(Parcel)
+
+
 @pytest.mark.parametrize("name", ["rename", "events", "_pending_events"])
 async def test_a_method_property_or_private_name_is_refused(name: str) -> None:
     async with InMemoryThingUnitOfWork() as uow:
