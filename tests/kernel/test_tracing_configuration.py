@@ -37,3 +37,21 @@ def test_an_exporter_no_installed_package_provides_stops_keel_with_one_line(
     assert error.startswith("keel: OTEL_TRACES_EXPORTER names 'zipkin-by-carrier-pigeon'")
     assert "console" in error  # what is installed
     assert error.count("\n") == 1
+
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+INCOMING = {"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"}
+
+
+def test_with_tracing_off_a_consumed_messages_trace_is_carried_on_to_what_it_sends() -> None:
+    assert not tracing.active()
+    with tracing.consuming("orders.commands", "redis", INCOMING):
+        carried = tracing.inject_context()
+    assert carried["traceparent"].split("-")[1] == TRACE_ID
+
+
+def test_with_tracing_off_a_message_without_a_trace_starts_none() -> None:
+    assert not tracing.active()
+    with tracing.consuming("orders.commands", "redis", {"sig": "00"}) as span:
+        assert tracing.inject_context() == {}
+    assert not span.is_recording()
