@@ -247,8 +247,13 @@ class RedisStreamsBroker(Broker):
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
-        # FastStream's stop waits for the handlers in flight (graceful_timeout);
-        # they may still dead-letter through the client, so it goes last.
+        # FastStream's stop cancels the subscribers' reads but closes the connections
+        # before those have ended: a read cut that way logs "Message fetch error" with a
+        # traceback, on every clean stop. So the subscribers stop first (each waits for
+        # its handler in flight, graceful_timeout) and their reads end; then FastStream's
+        # stop finds nothing reading. The handlers may still dead-letter through the
+        # client, so it closes last.
+        await asyncio.gather(*(_stopped(subscriber) for _, _, subscriber in self._subscribers))
         await self._faststream.stop()
         self._client = None
 
@@ -491,3 +496,15 @@ class RedisStreamsBroker(Broker):
             ack=message.ack,
             nack=message.nack,
         )
+
+
+READS_END_WITHIN = 5.0
+"""Seconds a stopped subscriber's cancelled reads get to end before the connections close."""
+
+
+async def _stopped(subscriber: Any) -> None:
+    """Stop one FastStream subscriber and wait for its reading tasks to end."""
+    reads = [task for task in getattr(subscriber, "tasks", ()) if not task.done()]
+    await subscriber.stop()
+    if reads:
+        await asyncio.wait(reads, timeout=READS_END_WITHIN)
