@@ -90,6 +90,29 @@ async def test_every_event_of_a_transaction_gets_a_row_in_the_order_raised(
     assert await outbox_ids(pg) == raised
 
 
+async def test_a_commit_whose_flush_takes_the_orms_path_still_writes_its_outbox_rows(
+    pg: DatabaseSessionManager,
+) -> None:
+    uow = SqlAlchemyCounterUnitOfWork(pg.session_factory)
+    uow.hooks.append(SqlAlchemyOutbox(make_registry()))
+    old, new = Counter(), Counter.open(uuid4())
+    async with uow:
+        uow.counters.add(old)
+        await uow.commit()
+
+    async with uow:
+        # A delete in the flush: the ORM writes it, and the outbox row goes after it.
+        stored = await uow.counters.get(old.id)
+        assert stored is not None
+        await uow.counters.remove(stored)
+        uow.counters.add(new)
+        await uow.commit()
+
+    async with uow:
+        left = [counter.id for counter in await uow.counters.list()]
+    assert (left, await outbox_ids(pg)) == ([new.id], [str(new.events[0].event_id)])
+
+
 async def test_the_relay_publishes_committed_rows_exactly_once(
     pg: DatabaseSessionManager,
 ) -> None:
