@@ -325,6 +325,11 @@ class RowPlan:
             raise ValueError(f"{kind}.{name} is not a mapped attribute; it cannot be queried")
         return self.table.columns[self.keys.index(name)]
 
+    @property
+    def update_width(self) -> int:
+        """Values per row of :meth:`update`: the version read, then every column."""
+        return 1 + len(self.table.columns)
+
     @functools.lru_cache(maxsize=64)  # noqa: B019 - plans live as long as the process
     def update(self, rows: int, start: int = 1, after: str = "") -> str:
         """One ``UPDATE`` of ``rows`` rows from a ``VALUES`` list, each row ``(version read,
@@ -611,7 +616,7 @@ class _Staged:
             updated = self.updates.get(table)
             if updated:
                 plan = updated[0][1]
-                size = MAX_ARGS // (len(plan.table.columns) + 1)
+                size = MAX_ARGS // plan.update_width
                 rows = [row for _, _, row in updated]
                 found.extend(Update(plan, rows[i : i + size]) for i in range(0, len(rows), size))
         return found
@@ -710,7 +715,7 @@ def _in_one_statement(shape: tuple[tuple[InsertPlan | RowPlan, int], ...]) -> st
         if isinstance(plan, InsertPlan):
             sql, width = plan.sql(rows, start, after or "true"), len(plan.columns)
         else:
-            sql, width = plan.update(rows, start, after), len(plan.table.columns) + 1
+            sql, width = plan.update(rows, start, after), plan.update_width
         parts.append(f"w{index} AS ({sql})")
         start += rows * width
     counts = ", ".join(f"(SELECT count(*) FROM w{index})" for index in range(len(shape)))

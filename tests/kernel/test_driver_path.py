@@ -17,7 +17,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from adapters.driver import Driver, Fetched
+from adapters.driver import ONE_STATEMENT_ARGS, Driver, Fetched
 from domain.errors import ConcurrencyError, DuplicateKeyError
 from tests.kernel.factories import ThingFactory
 from tests.kernel.things import Thing
@@ -261,6 +261,40 @@ async def test_a_changed_value_longer_than_its_column_is_refused_not_cut(
         found.rename("x" * 101)
         with pytest.raises(DBAPIError, match="value too long"):
             await uow.commit()
+
+
+# A changed thing is 5 values (4 columns and the version read), a new one 4: so many
+# changed and so many new make exactly the limit.
+CHANGED = ONE_STATEMENT_ARGS % 4 or 4
+ADDED_AT_THE_LIMIT = (ONE_STATEMENT_ARGS - 5 * CHANGED) // 4
+
+
+@pytest.mark.parametrize(
+    ("added", "statements"),
+    [
+        (ADDED_AT_THE_LIMIT, ["WITH w0 AS"]),
+        (ADDED_AT_THE_LIMIT + 1, ["INSERT INTO kernel_things", "UPDATE kernel_things AS"]),
+    ],
+    ids=["at-the-limit", "over-it"],
+)
+async def test_a_commit_goes_as_one_statement_up_to_its_limit_of_values_and_as_several_above(
+    postgres_database: SqlDatabase, driver_statements: list[str], added: int, statements: list[str]
+) -> None:
+    things = [
+        await committed(postgres_database, thing) for thing in ThingFactory.build_batch(CHANGED)
+    ]
+
+    async with SqlAlchemyThingUnitOfWork(postgres_database.session_factory) as uow:
+        locked = [await uow.things.get_for_update(thing.id) for thing in things]
+        for found in locked:  # after the reads, which would flush each change before them
+            assert found is not None
+            found.increment()
+        for new in ThingFactory.build_batch(added):
+            uow.things.add(new)
+        driver_statements.clear()
+        await uow.commit()
+
+    assert driver_statements == statements
 
 
 async def test_a_commit_that_changes_more_rows_than_one_statement_takes_keeps_them_all(
