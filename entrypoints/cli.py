@@ -265,7 +265,20 @@ def _run_worker(worker: Worker, settings: Settings) -> None:
             loop.add_signal_handler(signum, stop.set)
         await worker(settings, stop)
 
-    asyncio.run(run())
+    # On uvloop, as `keel serve` is (uvicorn's loop="auto"): less event-loop work per
+    # round trip; bench.ledger.messaging run on it handled ~7% more commands a second.
+    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        runner.run(run())
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (it is a dependency, but has no Windows
+    build); ``None``: asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _run_context_command(extra: CliCommand, settings: Settings, args: Any) -> int:

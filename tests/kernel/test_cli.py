@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+import uvloop
 
-from entrypoints.cli import EXIT_OK, EXIT_USAGE, main
+from adapters.settings import Settings
+from entrypoints.cli import EXIT_OK, EXIT_USAGE, _run_worker, main
 
 pytestmark = pytest.mark.unit
 
@@ -72,3 +75,14 @@ def test_configuration_errors_carry_no_pydantic_prefix(
     error = capsys.readouterr().err
     assert "DATABASE_URL: unsupported database driver" in error
     assert "Value error" not in error
+
+
+def test_a_worker_runs_on_uvloop_as_the_server_does() -> None:
+    seen: list[type[asyncio.AbstractEventLoop]] = []
+
+    async def worker(settings: Settings, stop: asyncio.Event) -> None:
+        seen.append(type(asyncio.get_running_loop()))
+
+    _run_worker(worker, Settings())
+
+    assert seen == [uvloop.Loop]
