@@ -252,8 +252,12 @@ class RedisStreamsBroker(Broker):
         # traceback, on every clean stop. So the subscribers stop first (each waits for
         # its handler in flight, graceful_timeout) and their reads end; then FastStream's
         # stop finds nothing reading. The handlers may still dead-letter through the
-        # client, so it closes last.
-        await asyncio.gather(*(_stopped(subscriber) for _, _, subscriber in self._subscribers))
+        # client, so it closes last. A subscriber that fails to stop here is stopped
+        # again by FastStream's stop, which reports the failure as it always has.
+        await asyncio.gather(
+            *(_stopped(subscriber) for _, _, subscriber in self._subscribers),
+            return_exceptions=True,
+        )
         await self._faststream.stop()
         self._client = None
 
