@@ -15,9 +15,15 @@ DEADLINE = 15.0
 async def wait_until(
     condition: Callable[[], bool | Awaitable[bool]], what: str, within: float = DEADLINE
 ) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``within`` seconds."""
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``within`` seconds.
+
+    The pause between polls starts at a millisecond and doubles up to 20 ms: most
+    conditions hold within a few milliseconds, and a fixed 20 ms pause made each wait
+    cost that much at least.
+    """
     loop = asyncio.get_running_loop()
     give_up = loop.time() + within
+    pause = 0.001
     while True:
         result = condition()
         if not isinstance(result, bool):
@@ -26,7 +32,8 @@ async def wait_until(
             return
         if loop.time() > give_up:
             pytest.fail(f"gave up waiting for {what}")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.02)
 
 
 class RecordingPublisher:
