@@ -8,10 +8,13 @@ consumers run on the server backends only (``durable_broker_factory``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
 from pathlib import Path
+
+import pytest
 
 from adapters.brokers import Delivery
 from adapters.serialization import MalformedMessage, encode
@@ -237,6 +240,27 @@ async def test_stop_lets_the_handler_in_flight_finish_and_its_message_is_not_red
     await successor.start()
     await asyncio.sleep(durable_broker_factory.settle * 2)
     assert recorder.deliveries == []
+
+
+async def test_a_consumer_stopped_as_soon_as_it_has_handled_a_message_logs_no_error(
+    broker_factory: BrokerHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    handled = asyncio.Event()
+
+    async def handle(delivery: Delivery) -> None:
+        handled.set()
+
+    broker = broker_factory.make()
+    broker.subscribe(STREAM, handle, group=GROUP)
+    await broker.start()
+    await broker.publish(STREAM, a_message())
+    await asyncio.wait_for(handled.wait(), DEADLINE)
+
+    with caplog.at_level(logging.WARNING):
+        await broker.stop()  # while its reads are still going
+        await asyncio.sleep(0.1)  # what the ending reads log
+
+    assert [record.getMessage() for record in caplog.records] == []
 
 
 async def test_a_message_taken_by_a_consumer_that_was_killed_is_delivered_to_another(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import asyncpg
@@ -16,7 +14,7 @@ from adapters.brokers.redis_streams import RedisStreamsBroker
 from adapters.serialization import encode
 from tests.messaging.factories import AddFactory
 from tests.messaging.sample_service import COMMANDS_STREAM, EVENTS_STREAM, make_registry
-from tests.messaging.support import DEADLINE, stream_entries, wait_until
+from tests.messaging.support import stream_entries, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -95,27 +93,6 @@ async def test_an_entry_added_by_any_client_before_the_consumer_started_is_handl
     await wait_until(lambda: len(recorder.deliveries) == 1, "the delivery")
     await wait_until(nothing_pending(redis_client, stream), "the acknowledgement")
     assert (recorder.deliveries[0].raw, recorder.deliveries[0].attempt) == (text, 1)
-
-
-async def test_a_consumer_stopped_as_soon_as_it_has_handled_a_message_logs_no_error(
-    make_broker: BrokerFactory, caplog: pytest.LogCaptureFixture
-) -> None:
-    handled = asyncio.Event()
-
-    async def handle(delivery: Delivery) -> None:
-        handled.set()
-
-    broker = make_broker()
-    broker.subscribe(COMMANDS_STREAM, handle, group=GROUP)
-    await broker.start()
-    await broker.publish(COMMANDS_STREAM, json.loads(a_command_text()))
-    await asyncio.wait_for(handled.wait(), DEADLINE)
-
-    with caplog.at_level(logging.WARNING):
-        await broker.stop()  # while its reads are still going
-        await asyncio.sleep(0.1)  # what the ending reads log
-
-    assert [record.getMessage() for record in caplog.records] == []
 
 
 async def test_a_message_whose_handler_failed_is_delivered_again(
