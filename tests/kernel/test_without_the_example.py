@@ -23,7 +23,8 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = "ledger"
-STEP_TIMEOUT = 240.0
+STEP_TIMEOUT = 100.0
+"""Seconds a step may take: under the run's cap per test (pytest-timeout, pyproject.toml)."""
 
 
 def _tracked_files() -> list[str]:
