@@ -23,9 +23,11 @@ test: lint  ## everything: ruff, mypy --strict, unit, integration and e2e tests
 	$(BYTECODE) $(UV) run pytest --numprocesses auto --maxprocesses 4 --dist loadfile
 
 # No unit test uses hypothesis, whose plugin would import all of it for its end-of-run
-# summary; `make test` keeps the plugin for the fuzz test.
+# summary; `make test` keeps the plugin for the fuzz test. Nor does the fast loop keep
+# the cap per test (pytest-timeout's timer thread per test costs a tenth of its time,
+# and in-memory tests wait on no server); `make test` caps these tests too.
 test-unit:  ## the fast loop: in-memory tests only
-	$(BYTECODE) $(UV) run pytest -m "unit and not integration and not e2e" -q -p no:hypothesispytest
+	$(BYTECODE) $(UV) run pytest -m "unit and not integration and not e2e" -q -p no:hypothesispytest -o timeout=0
 
 lint:
 	$(UV) run ruff check .
