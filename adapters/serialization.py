@@ -19,6 +19,7 @@ are validated (types, required fields) with pydantic's messages.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -115,6 +116,11 @@ class MessageType:
     """The stream the outbox publishes this event to; ``None``: it stays inside the service."""
     key: KeyFunction | None = None
     """The ordering key of an event; by default the aggregate that raised it."""
+
+    @functools.cached_property
+    def envelope_fields(self) -> tuple[str, str]:
+        """The class's fields the envelope carries: its id, then its time."""
+        return _envelope_fields(self.kind)
 
 
 @dataclass(frozen=True)
@@ -213,7 +219,7 @@ class MessageRegistry:
     def to_message(self, message: Message) -> dict[str, Any]:
         """The wire form of a registered command or event."""
         entry = self._require(type(message))
-        id_field, time_field = _envelope_fields(entry.kind)
+        id_field, time_field = entry.envelope_fields
         payload = self._adapters[entry.kind].dump_python(message, mode="json")
         message_id = payload.pop(id_field)
         occurred_at = getattr(message, time_field)
@@ -268,7 +274,7 @@ class MessageRegistry:
         entry = self._by_name.get(message["type"])
         if entry is None:
             raise MalformedMessage(f"unknown message type {message['type']!r}")
-        id_field, time_field = _envelope_fields(entry.kind)
+        id_field, time_field = entry.envelope_fields
         values = {
             key: value
             for key, value in message["payload"].items()

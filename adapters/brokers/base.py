@@ -249,6 +249,8 @@ class Broker(abc.ABC):
                 nack=nack,
             )
             span.set_attribute("keel.outcome", outcome.name)
+            if not logger.isEnabledFor(logging.INFO):
+                return
             context = correlation.current()
             logger.info(
                 "message handled",
