@@ -18,7 +18,13 @@ from typing import Any
 import aio_pika
 import redis.asyncio as aioredis
 
-from adapters.brokers import Broker, InProcessBroker, create_broker, dead_letter_stream
+from adapters.brokers import (
+    Broker,
+    DeliveryHandler,
+    InProcessBroker,
+    create_broker,
+    dead_letter_stream,
+)
 from adapters.brokers.rabbitmq import RabbitMQBroker
 from adapters.brokers.redis_streams import RedisStreamsBroker
 from tests.messaging.support import stream_entries
@@ -61,6 +67,15 @@ class BrokerHarness(abc.ABC):
     def make(self, **options: Any) -> Broker:
         broker = self._make(**options)
         self.made.append(broker)
+        return broker
+
+    async def started(
+        self, handler: DeliveryHandler, *, group: str = GROUP, **options: Any
+    ) -> Broker:
+        """A broker with ``handler`` subscribed to ``STREAM`` in ``group``, started."""
+        broker = self.make(**options)
+        broker.subscribe(STREAM, handler, group=group)
+        await broker.start()
         return broker
 
     @abc.abstractmethod

@@ -44,9 +44,7 @@ async def test_a_published_message_reaches_a_subscriber_with_its_headers(
     broker_factory: BrokerHarness,
 ) -> None:
     recorder = Recorder()
-    broker = broker_factory.make()
-    broker.subscribe(STREAM, recorder, group=GROUP)
-    await broker.start()
+    broker = await broker_factory.started(recorder)
     message = a_message(sku="A-1")
 
     await broker.publish(STREAM, message, {"key": "Order:1", "type": "PlaceOrder"})
@@ -79,9 +77,7 @@ async def test_a_handled_message_is_acknowledged_and_not_delivered_again(
     broker_factory: BrokerHarness,
 ) -> None:
     recorder = Recorder()
-    broker = broker_factory.make()
-    broker.subscribe(STREAM, recorder, group=GROUP)
-    await broker.start()
+    broker = await broker_factory.started(recorder)
     first, second = a_message(), a_message()
 
     await broker.publish(STREAM, first)
@@ -97,9 +93,7 @@ async def test_a_message_whose_handler_failed_is_delivered_again_as_the_next_att
     broker_factory: BrokerHarness,
 ) -> None:
     recorder = Recorder(failures=1)
-    broker = broker_factory.make()
-    broker.subscribe(STREAM, recorder, group=GROUP)
-    await broker.start()
+    broker = await broker_factory.started(recorder)
     message = a_message()
 
     await broker.publish(STREAM, message)
@@ -141,9 +135,7 @@ async def test_a_message_its_handler_finds_malformed_is_dead_lettered_at_once(
     async def refuses(delivery: Delivery) -> None:
         raise MalformedMessage("payload has no 'sku'")
 
-    broker = broker_factory.make()
-    broker.subscribe(STREAM, refuses, group=GROUP)
-    await broker.start()
+    broker = await broker_factory.started(refuses)
     message = a_message()
 
     await broker.publish(STREAM, message)
@@ -160,9 +152,7 @@ async def test_messages_of_a_key_are_handled_in_publish_order_by_a_group(
     broker_factory: BrokerHarness,
 ) -> None:
     recorder = Recorder()
-    broker = broker_factory.make()
-    broker.subscribe(STREAM, recorder, group=GROUP)
-    await broker.start()
+    broker = await broker_factory.started(recorder)
     messages = [a_message(key=f"Order:{n % 3}", n=n) for n in range(30)]
 
     for message in messages:
@@ -182,9 +172,7 @@ async def test_unparseable_text_from_another_client_is_dead_lettered_at_once_and
     durable_broker_factory: BrokerHarness,
 ) -> None:
     recorder = Recorder()
-    broker = durable_broker_factory.make()
-    broker.subscribe(STREAM, recorder, group=GROUP)
-    await broker.start()
+    broker = await durable_broker_factory.started(recorder)
 
     await durable_broker_factory.publish_raw(STREAM, "{not json")
     await broker.publish(STREAM, a_message())
@@ -198,9 +186,7 @@ async def test_unparseable_text_from_another_client_is_dead_lettered_at_once_and
 async def test_messages_published_while_a_group_is_down_are_delivered_when_it_returns(
     durable_broker_factory: BrokerHarness,
 ) -> None:
-    first = durable_broker_factory.make()
-    first.subscribe(STREAM, Recorder(), group=GROUP)
-    await first.start()
+    first = await durable_broker_factory.started(Recorder())
     await first.stop()
     publisher = durable_broker_factory.make()
     await publisher.start()
@@ -208,9 +194,7 @@ async def test_messages_published_while_a_group_is_down_are_delivered_when_it_re
 
     await publisher.publish(STREAM, message)
     recorder = Recorder()
-    returning = durable_broker_factory.make()
-    returning.subscribe(STREAM, recorder, group=GROUP)
-    await returning.start()
+    await durable_broker_factory.started(recorder)
 
     await wait_until(lambda: recorder.ids() == [message["message_id"]], "the delivery")
 
@@ -225,9 +209,7 @@ async def test_stop_lets_the_handler_in_flight_finish_and_its_message_is_not_red
         await asyncio.sleep(0.3)
         finished.set()
 
-    broker = durable_broker_factory.make()
-    broker.subscribe(STREAM, slow, group=GROUP)
-    await broker.start()
+    broker = await durable_broker_factory.started(slow)
     await broker.publish(STREAM, a_message())
     await asyncio.wait_for(started.wait(), DEADLINE)
 
@@ -235,9 +217,7 @@ async def test_stop_lets_the_handler_in_flight_finish_and_its_message_is_not_red
 
     assert finished.is_set()
     recorder = Recorder()
-    successor = durable_broker_factory.make()
-    successor.subscribe(STREAM, recorder, group=GROUP)
-    await successor.start()
+    await durable_broker_factory.started(recorder)
     await asyncio.sleep(durable_broker_factory.settle * 2)
     assert recorder.deliveries == []
 
@@ -250,9 +230,7 @@ async def test_a_consumer_stopped_as_soon_as_it_has_handled_a_message_logs_no_er
     async def handle(delivery: Delivery) -> None:
         handled.set()
 
-    broker = broker_factory.make()
-    broker.subscribe(STREAM, handle, group=GROUP)
-    await broker.start()
+    broker = await broker_factory.started(handle)
     await broker.publish(STREAM, a_message())
     await asyncio.wait_for(handled.wait(), DEADLINE)
 
