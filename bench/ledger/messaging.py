@@ -112,8 +112,8 @@ class Arena:
 
 BENCH_SENDER = Principal(subject="bench")
 BENCH_SIGNING_KEY = "bench-command-signing-key"
-BENCH_KEY = BENCH_SIGNING_KEY.encode()
 """Signs the bench's commands, as a real sender on Redis must."""
+BENCH_KEY = BENCH_SIGNING_KEY.encode()
 
 
 @contextlib.asynccontextmanager
