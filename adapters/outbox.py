@@ -302,7 +302,6 @@ class SqlAlchemyOutbox:
                 f"SqlAlchemyOutbox needs a SqlAlchemyUnitOfWork, got {type(uow).__name__}; "
                 "use InMemoryOutbox with the in-memory unit of work"
             )
-        session: AsyncSession = uow.session
         # The aggregates are written first: the outbox id is then taken after the
         # aggregate's row lock, so one aggregate's rows get ids in commit order.
         rows = _rows(messages)
@@ -313,6 +312,7 @@ class SqlAlchemyOutbox:
             await uow.flush(then=Write(plan, [plan.bound(row) for row in rows]))
         else:
             await uow.flush()
+            session: AsyncSession = uow.session
             postgresql = session.get_bind().dialect.name == "postgresql"
             await session.execute(INSERT_AND_NOTIFY if postgresql else INSERT, rows)
         uow.on_commit(self.doorbell.ring)
