@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from adapters.retention import RetentionPolicy
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./keel.db"
-DEFAULT_CONTEXTS = "ledger"
-"""The example context; drop it here (or in ``KEEL_CONTEXTS``) together with its folders."""
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 _SCHEMES_TEXT = ", ".join(scheme + "://" for scheme in BROKER_SCHEMES)
 DEFAULT_DEV_KEY_FILE = "./keel-dev-key.pem"
@@ -43,8 +41,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
-    keel_contexts: str = DEFAULT_CONTEXTS
-    """Comma-separated import names of the bounded contexts that run (empty: the kernel alone)."""
+    keel_contexts: str | None = None
+    """Comma-separated import names of the bounded contexts that run; unset: every context
+    under ``entrypoints/`` (``entrypoints.context.running_context_names``); empty: the
+    kernel alone."""
     database_url: str = DEFAULT_DATABASE_URL
     broker_url: str | None = None
     """Unset or empty: the in-process broker. ``redis://`` or ``rediss://``: Redis Streams.
@@ -113,8 +113,8 @@ class Settings(BaseSettings):
 
     @field_validator("keel_contexts")
     @classmethod
-    def _check_contexts(cls, value: str) -> str:
-        for name in _split(value):
+    def _check_contexts(cls, value: str | None) -> str | None:
+        for name in _split(value or ""):
             if not all(part.isidentifier() for part in name.split(".")):
                 raise ValueError(
                     f"{name!r} is not an import name; expected e.g. 'orders' or 'orders,catalog'"
@@ -174,9 +174,9 @@ class Settings(BaseSettings):
         return _split(self.cors_origins)
 
     @property
-    def context_names(self) -> tuple[str, ...]:
-        """``KEEL_CONTEXTS`` as a tuple of names, in order."""
-        return _split(self.keel_contexts)
+    def context_names(self) -> tuple[str, ...] | None:
+        """``KEEL_CONTEXTS`` as a tuple of names, in order; ``None`` when it is unset."""
+        return None if self.keel_contexts is None else _split(self.keel_contexts)
 
     db_pgbouncer: bool = False
     """``DATABASE_URL`` points at PgBouncer in transaction pooling mode: no named

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from adapters.settings import DEFAULT_CONTEXTS
+from adapters.settings import Settings
+from entrypoints.context import running_context_names
 
 BENCH = Path(__file__).resolve().parent
 MODULE = "http"
@@ -31,9 +31,9 @@ def has_http_bench(context: str, root: Path = BENCH) -> bool:
 
 
 def configured_contexts() -> list[str]:
-    """``KEEL_CONTEXTS`` as Keel reads it (its default when unset), in order."""
-    raw = os.environ.get("KEEL_CONTEXTS", DEFAULT_CONTEXTS)
-    return [name.strip() for name in raw.split(",") if name.strip()]
+    """The contexts that run, as Keel reads them (``KEEL_CONTEXTS``; unset: every one under
+    ``entrypoints/``), in order."""
+    return list(running_context_names(Settings()))
 
 
 def choose(requested: str | None, configured: Sequence[str], root: Path = BENCH) -> str:

@@ -31,7 +31,7 @@ from adapters.repository import InMemoryStore
 from adapters.serialization import MessageRegistry
 from adapters.settings import Settings
 from entrypoints import observability
-from entrypoints.context import BoundedContext, load_contexts
+from entrypoints.context import BoundedContext, running_contexts
 from service_layer import retry
 from service_layer.messagebus import Inbox, MessageBus
 from service_layer.retry import RetryPolicy
@@ -107,7 +107,7 @@ def bootstrap(
     every unit of work runs (tests use them to inject faults). Nothing connects
     yet; the caller owns the manager's life and must ``await manager.close()``.
     """
-    contexts = load_contexts(settings.context_names) if contexts is None else list(contexts)
+    contexts = running_contexts(settings) if contexts is None else list(contexts)
     manager = session_manager if manager is None else manager
     manager.init(
         settings.database_url,

@@ -37,7 +37,7 @@ from adapters.settings import ConfigurationError, Settings, load_settings
 from adapters.tracing import TracingConfigurationError, configure_tracing
 from entrypoints import consumer, operations, relay
 from entrypoints.bootstrap import bootstrap, consumes_in_serve, make_broker
-from entrypoints.context import BoundedContext, CliCommand, ContextLoadError, load_contexts
+from entrypoints.context import BoundedContext, CliCommand, ContextLoadError, running_contexts
 from entrypoints.http.logging import logging_config
 from entrypoints.signed_commands import signing_key
 
@@ -296,7 +296,7 @@ def _run_context_command(extra: CliCommand, settings: Settings, args: Any) -> in
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
-        contexts = load_contexts(settings.context_names)
+        contexts = running_contexts(settings)
         configure_tracing()
     except (ConfigurationError, ContextLoadError, TracingConfigurationError) as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -317,11 +317,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(str(exc), EXIT_USAGE)
         for path in written:
             print(f"  {path}")
-        running = ",".join([*settings.context_names, args.name])
-        print(
-            f"keel: created the context {args.name!r} in {len(written)} files; serve it with "
-            f"KEEL_CONTEXTS={running}"
+        listed = settings.context_names
+        serve = (
+            "it runs with the others (KEEL_CONTEXTS is unset: every context in entrypoints/)"
+            if listed is None
+            else f"serve it with KEEL_CONTEXTS={','.join([*listed, args.name])}"
         )
+        print(f"keel: created the context {args.name!r} in {len(written)} files; {serve}")
         return EXIT_OK
     if args.command == "revision":
         return _revision(settings, contexts, args)

@@ -6,15 +6,16 @@ floor (``domain/<name>``, ``adapters/<name>``, ``service_layer/<name>``,
 as ``context`` from ``entrypoints/<name>/__init__.py``. It declares everything
 the kernel needs: its unit of work on each backend, its mappers and tables, its
 Alembic branch, its handlers, the messages it consumes and publishes, its HTTP
-routers and CLI commands. ``KEEL_CONTEXTS`` names the contexts that run; the
-kernel's bootstrap, app factory, consumer, relay and migrations take the loaded
-list and never name one.
+routers and CLI commands. ``KEEL_CONTEXTS`` names the contexts that run (unset:
+every one under ``entrypoints/``); the kernel's bootstrap, app factory, consumer,
+relay and migrations take the loaded list and never name one.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from service_layer.messagebus import Handler
 from service_layer.unit_of_work import AbstractUnitOfWork
 
 if TYPE_CHECKING:
+    from adapters.settings import Settings
     from entrypoints.bootstrap import Container, ContextWiring
 
 UowT = TypeVar("UowT", bound=AbstractUnitOfWork)
@@ -131,6 +133,34 @@ def load_context(name: str) -> BoundedContext[Any]:
             f"as {CONTEXT_ATTRIBUTE!r}"
         )
     return found
+
+
+def running_contexts(settings: Settings) -> list[BoundedContext[Any]]:
+    """The contexts ``settings`` runs, loaded (:func:`running_context_names`)."""
+    return load_contexts(running_context_names(settings))
+
+
+def running_context_names(settings: Settings) -> tuple[str, ...]:
+    """The contexts that run: those ``KEEL_CONTEXTS`` names, in its order; when it is unset,
+    every one found under ``entrypoints/`` (:func:`discovered`)."""
+    names = settings.context_names
+    return discovered() if names is None else names
+
+
+def discovered() -> tuple[str, ...]:
+    """Every package under ``entrypoints/`` that exports a :class:`BoundedContext` as
+    ``context``, by name: a context's folders are all it takes to run, and deleting
+    them (the example's, say) is all it takes to stop."""
+    import entrypoints
+
+    found = []
+    for package in pkgutil.iter_modules(entrypoints.__path__):
+        if not package.ispkg:
+            continue
+        module = importlib.import_module(f"entrypoints.{package.name}")
+        if isinstance(getattr(module, CONTEXT_ATTRIBUTE, None), BoundedContext):
+            found.append(package.name)
+    return tuple(sorted(found))
 
 
 def load_contexts(names: Sequence[str]) -> list[BoundedContext[Any]]:

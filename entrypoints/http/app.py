@@ -27,7 +27,7 @@ from starlette.types import ASGIApp
 from adapters import tracing
 from adapters.settings import Settings, load_settings
 from entrypoints.bootstrap import Container, bootstrap
-from entrypoints.context import BoundedContext, load_contexts
+from entrypoints.context import BoundedContext, running_contexts
 from entrypoints.http import health_routes, observability
 from entrypoints.http.docs import install_docs
 from entrypoints.http.limits import BodySizeLimit
@@ -74,7 +74,7 @@ def create_app(
         contexts = [wiring.context for wiring in container.contexts.values()]
     else:
         settings = settings if settings is not None else load_settings()
-        contexts = load_contexts(settings.context_names)
+        contexts = running_contexts(settings)
     configured = settings
 
     @asynccontextmanager
